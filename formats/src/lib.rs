@@ -1,0 +1,18 @@
+//! GGUF files and ggml block layouts, zero-copy and validated.
+//!
+//! Everything here parses from a borrowed `&[u8]`; the caller owns the bytes (an mmap with the `std`
+//! feature, see [`mmap`]). No value read from a file is trusted before it is checked.
+#![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod blocks;
+pub mod dequant;
+pub mod error;
+pub mod ggml_type;
+
+pub use error::FormatError;
+pub use ggml_type::GgmlType;
