@@ -1,0 +1,1 @@
+//! ggml block layouts (owned by the blocks/dequant work).

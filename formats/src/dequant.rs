@@ -1,0 +1,1 @@
+//! Scalar dequantization to f32 (owned by the blocks/dequant work).
