@@ -1,1 +1,66 @@
+//! Shared support for the cross-crate tests and benches: golden data and models.
+//!
+//! Golden data lives in `../shared/golden` beside the repository (override with `FOVEA_GOLDEN`);
+//! models come through the engine's own cache and fetcher, exactly as users get them.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub mod checks;
+
+use fovea_engine::hub::{resolve_model, FetchOptions};
+use fovea_engine::{LoadOptions, Model};
+use serde_json::Value;
+
+/// The golden directory.
+pub fn golden_dir() -> PathBuf {
+    match std::env::var_os("FOVEA_GOLDEN") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
+    }
+}
+
+/// A golden JSON file by name (`smollm2.json`).
+pub fn golden(name: &str) -> Value {
+    let path = golden_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden file {} is required for this test: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The path of a known model, fetched into the user's cache on first use.
+pub fn model_path(name: &str) -> PathBuf {
+    resolve_model(name, &FetchOptions::from_env()).unwrap_or_else(|e| panic!("model {name}: {e}"))
+}
+
+/// A loaded model shared by all tests of one test binary (loading is cheap, but the reference
+/// path dequantizes hundreds of MB).
+pub fn model(name: &str, reference_f32: bool) -> &'static Model {
+    static QUANT: OnceLock<Vec<(String, &'static Model)>> = OnceLock::new();
+    static REF: OnceLock<Vec<(String, &'static Model)>> = OnceLock::new();
+    let cell = if reference_f32 { &REF } else { &QUANT };
+    // One model name per test binary in practice; keep the lookup simple.
+    let list = cell.get_or_init(|| {
+        let m = Model::load(&model_path(name), &LoadOptions { reference_f32 })
+            .unwrap_or_else(|e| panic!("loading {name}: {e}"));
+        vec![(name.to_string(), &*Box::leak(Box::new(m)))]
+    });
+    list.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, m)| *m)
+        .unwrap_or_else(|| panic!("this test binary already loaded another model than {name}"))
+}
+
+/// The golden text used for perplexity.
+pub fn golden_text() -> String {
+    let path = golden_dir().join("text/pride_and_prejudice_ch01-15.txt");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The k largest (id, logit), highest first, ties broken by the lower id (as the golden data).
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}

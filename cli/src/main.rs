@@ -1,1 +1,49 @@
-fn main() {}
+//! `fovea`: run, inspect and measure LLMs from GGUF files.
+
+mod commands;
+mod common;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{inspect, logits, perplexity, run, tokenize};
+
+#[derive(Parser)]
+#[command(name = "fovea", version, about = "Fovea: fast local LLM inference from GGUF files")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt, streamed to stdout (timings on stderr).
+    Run(run::Args),
+    /// Print the token ids of a text as a JSON array.
+    Tokenize(tokenize::Args),
+    /// Print the K most likely next tokens after a prompt as JSON.
+    Logits(logits::Args),
+    /// Print a model's metadata and tensor table.
+    Inspect(inspect::Args),
+    /// Measure perplexity on a text file (llama-perplexity's method).
+    Perplexity(perplexity::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => run::main(a),
+        Command::Tokenize(a) => tokenize::main(a),
+        Command::Logits(a) => logits::main(a),
+        Command::Inspect(a) => inspect::main(a),
+        Command::Perplexity(a) => perplexity::main(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

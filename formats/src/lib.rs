@@ -10,9 +10,23 @@ extern crate alloc;
 extern crate std;
 
 pub mod blocks;
+mod cursor;
 pub mod dequant;
 pub mod error;
 pub mod ggml_type;
+pub mod gguf;
+pub mod layout;
+pub mod metadata;
+#[cfg(feature = "std")]
+pub mod mmap;
+pub mod tensor_info;
+pub mod writer;
 
 pub use error::FormatError;
 pub use ggml_type::GgmlType;
+pub use gguf::Gguf;
+pub use metadata::{MetaArray, MetaType, MetaValue};
+#[cfg(feature = "std")]
+pub use mmap::{GgufFileError, MappedGguf};
+pub use tensor_info::TensorInfo;
+pub use writer::{GgufWriter, Value};

@@ -1,1 +1,17 @@
+//! Compute kernels: a scalar reference for every op, and SIMD versions chosen once at run time.
+//!
+//! `quant` holds the quantized dot products and activation quantizers (scalar reference),
+//! `ops` the float ops of a transformer layer, `table` the kernel table picked by `isa`.
 #![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod ops;
+pub mod quant;
+pub mod isa;
+pub mod table;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;

@@ -1,0 +1,5 @@
+pub mod inspect;
+pub mod logits;
+pub mod perplexity;
+pub mod run;
+pub mod tokenize;

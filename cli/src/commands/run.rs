@@ -1,0 +1,103 @@
+//! `fovea run`: stream a continuation of a prompt.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use fovea_engine::generate::{generate, GenerateOptions, StopReason};
+use fovea_engine::sampler::SamplerConfig;
+
+use crate::common::{load_model, new_session, ComputeArgs, ModelArg};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The prompt (special-token text such as <|im_start|> maps to its token).
+    #[arg(short = 'p', long = "prompt")]
+    prompt: String,
+    /// Tokens to generate.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
+    n_predict: usize,
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long = "temp", default_value_t = 0.8)]
+    temp: f32,
+    /// Keep the K most likely tokens (0 = all).
+    #[arg(long = "top-k", default_value_t = 40)]
+    top_k: usize,
+    /// Keep the smallest set of tokens with probability mass P (1 = off).
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    top_p: f32,
+    /// Drop tokens less likely than P times the most likely one (0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    min_p: f32,
+    /// Penalize repeats of the last 64 tokens (1 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// Random seed (same seed, same output).
+    #[arg(long = "seed")]
+    seed: Option<u64>,
+    #[command(flatten)]
+    compute: ComputeArgs,
+    /// Print model and memory details on stderr.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+}
+
+pub fn main(a: Args) -> Result<()> {
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
+    let sampler = SamplerConfig {
+        temperature: a.temp,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repeat_penalty: a.repeat_penalty,
+        seed,
+        ..SamplerConfig::default()
+    };
+    if let Err(e) = sampler.validate() {
+        bail!("{e}");
+    }
+    let (model, load_time) = load_model(&a.model, &a.compute)?;
+    let mut session = new_session(&model, &a.compute)?;
+    let prompt = model.tokenizer.encode(&a.prompt, true, true);
+    if a.verbose {
+        eprintln!(
+            "model: {} ({}, {} layers, {} vocab) | isa: {} | threads: {} | ctx: {} | kv: {:.1} MiB | seed: {seed}",
+            model.config.name.as_deref().unwrap_or("?"),
+            model.config.arch_name,
+            model.config.n_layer,
+            model.config.n_vocab,
+            session.isa().name(),
+            session.n_threads(),
+            session.n_ctx(),
+            session.kv_bytes() as f64 / (1 << 20) as f64,
+        );
+    }
+    if prompt.len() > session.n_ctx() {
+        bail!(
+            "the prompt has {} tokens but the context holds {}; use a shorter prompt or a larger --ctx",
+            prompt.len(),
+            session.n_ctx()
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    let stats = generate(&mut session, &prompt, &GenerateOptions { max_tokens: a.n_predict, sampler }, |text| {
+        // A closed pipe (`| head`) ends generation quietly.
+        stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
+    })?;
+    let _ = writeln!(stdout);
+    if stats.stop == StopReason::ContextFull {
+        eprintln!("note: stopped because the context ({} tokens) is full", session.n_ctx());
+    }
+    eprintln!(
+        "load: {:.0} ms | prompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s",
+        load_time.as_secs_f64() * 1e3,
+        stats.prompt_tokens,
+        stats.prompt_tokens_per_second(),
+        stats.generated_tokens,
+        stats.generation_tokens_per_second(),
+    );
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Unit tests on small hand-made vocabularies; the golden tests against llama.cpp on real models
+//! are in engine/tests/tokenizer_golden.rs.
+
+use super::*;
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A byte-level BPE vocabulary: all 256 byte chars, then merged tokens, then specials.
+fn toy_bpe() -> Tokenizer {
+    let mut tokens: Vec<String> = (0..=255u8).map(|b| unicode::byte_to_char(b).to_string()).collect();
+    let mut types = vec![1; 256];
+    let merges = strings(&["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "Ġwor ld", "l d"]);
+    for t in ["he", "ll", "hell", "hello", "Ġw", "or", "Ġwor", "Ġworld", "ld"] {
+        tokens.push(t.into());
+        types.push(1);
+    }
+    for (t, ty) in [("<|ctl|>", 3), ("<user>", 4)] {
+        tokens.push(t.into());
+        types.push(ty);
+    }
+    let data = VocabData {
+        model: "gpt2".into(),
+        pre: "gpt-2".into(),
+        tokens,
+        token_types: types,
+        merges,
+        bos: Some(256 + 9),
+        eos: Some(256 + 9),
+        ..Default::default()
+    };
+    Tokenizer::new(data).unwrap()
+}
+
+#[test]
+fn bpe_merges_by_rank_and_falls_back_to_bytes() {
+    let tok = toy_bpe();
+    let hello = tok.token_id("hello").unwrap();
+    let world = tok.token_id("Ġworld").unwrap();
+    assert_eq!(tok.encode("hello world", false, false), [hello, world]);
+    // 'x' has no merges: its byte char token
+    let x = tok.token_id("x").unwrap();
+    assert_eq!(tok.encode("hellox", false, false), [tok.token_id("hell").unwrap(), tok.token_id("o").unwrap(), x]);
+    assert_eq!(tok.decode(&tok.encode("héllo wörld\n", false, false), false), "héllo wörld\n");
+}
+
+#[test]
+fn special_tokens_need_parse_special_unless_user_defined() {
+    let tok = toy_bpe();
+    let ctl = tok.token_id("<|ctl|>").unwrap();
+    let user = tok.token_id("<user>").unwrap();
+    let with = tok.encode("a<|ctl|>b<user>", false, true);
+    assert_eq!(with, [tok.token_id("a").unwrap(), ctl, tok.token_id("b").unwrap(), user]);
+    let without = tok.encode("a<|ctl|>b<user>", false, false);
+    assert!(!without.contains(&ctl));
+    assert_eq!(without.last(), Some(&user), "user-defined tokens match without parse_special");
+    assert_eq!(tok.token_to_piece(ctl, false), b"");
+    assert_eq!(tok.token_to_piece(ctl, true), b"<|ctl|>");
+}
+
+#[test]
+fn add_special_follows_add_bos() {
+    let tok = toy_bpe();
+    assert!(!tok.add_bos());
+    assert_eq!(tok.encode("", true, false), Vec::<u32>::new());
+}
+
+/// A SentencePiece vocabulary with byte fallback.
+fn toy_spm(add_space_prefix: bool) -> Tokenizer {
+    let mut tokens = strings(&["<unk>", "<s>", "</s>"]);
+    let mut types = vec![2, 3, 3];
+    let mut scores = vec![0.0, 0.0, 0.0];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(0.0);
+    }
+    for (t, s) in [("▁", -1.0), ("h", -2.0), ("i", -2.0), ("▁h", -3.0), ("hi", -1.5), ("▁hi", -0.5), ("x", -5.0)] {
+        tokens.push(t.into());
+        types.push(1);
+        scores.push(s);
+    }
+    let data = VocabData {
+        model: "llama".into(),
+        pre: "default".into(),
+        tokens,
+        scores,
+        token_types: types,
+        bos: Some(1),
+        eos: Some(2),
+        unk: Some(0),
+        add_bos: true,
+        add_space_prefix,
+        ..Default::default()
+    };
+    Tokenizer::new(data).unwrap()
+}
+
+#[test]
+fn spm_merges_by_score_with_space_prefix_and_byte_fallback() {
+    let tok = toy_spm(true);
+    let id = |t: &str| tok.token_id(t).unwrap();
+    // "▁hi": "hi" (-1.5) beats "▁h" (-3.0), then "▁" + "hi" -> "▁hi"
+    assert_eq!(tok.encode("hi", true, false), [1, id("▁hi")]);
+    // 'é' is not a token: its two UTF-8 bytes
+    assert_eq!(tok.encode("hé", false, false), [id("▁h"), id("<0xC3>"), id("<0xA9>")]);
+    assert_eq!(tok.decode(&tok.encode("hé", false, false), false), " hé");
+    // a space prefix again after a special token
+    assert_eq!(tok.encode("hi</s>hi", false, true), [id("▁hi"), 2, id("▁hi")]);
+    let no_prefix = toy_spm(false);
+    assert_eq!(no_prefix.encode("hi", false, false), [id("hi")]);
+}
+
+#[test]
+fn stream_decoder_holds_split_characters() {
+    let tok = toy_spm(false);
+    let id = |t: &str| tok.token_id(t).unwrap();
+    // 🙂 = F0 9F 99 82 as four byte tokens
+    let ids = [id("hi"), id("<0xF0>"), id("<0x9F>"), id("<0x99>"), id("<0x82>"), id("x")];
+    let mut dec = tok.stream_decoder(false);
+    let parts: Vec<String> = ids.iter().map(|&i| dec.push(i)).collect();
+    assert_eq!(parts, ["hi", "", "", "", "🙂", "x"]);
+    assert_eq!(dec.finish(), "");
+    // an invalid byte becomes U+FFFD at once; an unfinished char is flushed by finish()
+    let mut dec = tok.stream_decoder(false);
+    assert_eq!(dec.push(id("<0x82>")), "\u{FFFD}");
+    assert_eq!(dec.push(id("<0xF0>")), "");
+    assert_eq!(dec.finish(), "\u{FFFD}");
+}
+
+#[test]
+fn eog_includes_eos_and_end_of_turn_texts() {
+    let data = VocabData {
+        model: "gpt2".into(),
+        pre: "no-such-pre".into(),
+        tokens: strings(&["a", "b", "<|im_end|>", "<|endoftext|>"]),
+        token_types: vec![1, 1, 1, 3],
+        merges: strings(&["a b"]),
+        bos: Some(3),
+        eos: Some(3),
+        ..Default::default()
+    };
+    let tok = Tokenizer::new(data).unwrap();
+    assert!(tok.is_eog(2) && tok.is_eog(3) && !tok.is_eog(0));
+    // "<|im_end|>" was typed normal; llama.cpp makes it control, so it hides without `special`
+    assert_eq!(tok.token_to_piece(2, false), b"");
+    assert_eq!(tok.pre_fallback(), Some("no-such-pre"));
+}
+
+#[test]
+fn bad_vocabularies_are_errors() {
+    let base = VocabData { model: "gpt2".into(), tokens: strings(&["a"]), ..Default::default() };
+    let dup = VocabData { tokens: strings(&["a", "a"]), ..base.clone() };
+    assert!(matches!(Tokenizer::new(dup), Err(TokenizerError::DuplicateToken { .. })));
+    let short = VocabData { token_types: vec![1], tokens: strings(&["a", "b"]), ..base.clone() };
+    assert!(matches!(Tokenizer::new(short), Err(TokenizerError::LengthMismatch { .. })));
+    let wpm = VocabData { model: "bert".into(), ..base.clone() };
+    assert!(matches!(Tokenizer::new(wpm), Err(TokenizerError::UnsupportedModel(_))));
+    let no_bos = VocabData { add_bos: true, ..base };
+    assert!(matches!(Tokenizer::new(no_bos), Err(TokenizerError::BadMetadata(_))));
+}

@@ -1,0 +1,107 @@
+//! Rotary position embedding (RoPE), in ggml's two pair layouts.
+
+use alloc::vec::Vec;
+
+/// Which dimensions form a rotated pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Adjacent pairs (2i, 2i+1): the llama family as converted to GGUF.
+    Normal,
+    /// Split halves (i, i + n_rot/2): GPT-NeoX, Gemma, Qwen.
+    NeoX,
+}
+
+/// Frequencies of one RoPE configuration. Angles are computed the way ggml does: start at the
+/// position and multiply by `base^(-2/n_rot)` once per pair, in f32, so our angles round the same.
+#[derive(Clone, Debug)]
+pub struct RopeTable {
+    n_rot: usize,
+    theta_scale: f32,
+    freq_scale: f32,
+    layout: RopeLayout,
+    /// Per-pair divisors of the angle (llama 3's `rope_freqs.weight`), when the model has them.
+    freq_factors: Option<Vec<f32>>,
+}
+
+impl RopeTable {
+    /// `n_rot` rotated dims per head (even), `base` the frequency base (rope_theta),
+    /// `freq_scale` = 1 / linear scaling factor.
+    pub fn new(n_rot: usize, base: f32, freq_scale: f32, layout: RopeLayout) -> Self {
+        let theta_scale = libm::powf(base, -2.0 / n_rot as f32);
+        RopeTable { n_rot, theta_scale, freq_scale, layout, freq_factors: None }
+    }
+
+    /// Divide pair i's angle by `factors[i]` (n_rot / 2 values).
+    pub fn with_freq_factors(mut self, factors: Vec<f32>) -> Self {
+        self.freq_factors = Some(factors);
+        self
+    }
+
+    pub fn n_rot(&self) -> usize {
+        self.n_rot
+    }
+
+    /// cos/sin of every pair's angle at position `pos`: cos, sin (n_rot/2,) each.
+    pub fn angles(&self, pos: usize, cos: &mut [f32], sin: &mut [f32]) {
+        let half = self.n_rot / 2;
+        debug_assert!(cos.len() >= half && sin.len() >= half);
+        let mut theta = pos as f32;
+        for i in 0..half {
+            let ff = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
+            let t = self.freq_scale * (theta / ff);
+            cos[i] = libm::cosf(t);
+            sin[i] = libm::sinf(t);
+            theta *= self.theta_scale;
+        }
+    }
+
+    /// Rotate one head vector x (head_dim,) in place with precomputed angles; dims past n_rot
+    /// are left as they are (partial rotary).
+    pub fn rotate(&self, x: &mut [f32], cos: &[f32], sin: &[f32]) {
+        let half = self.n_rot / 2;
+        for i in 0..half {
+            let (a, b) = match self.layout {
+                RopeLayout::Normal => (2 * i, 2 * i + 1),
+                RopeLayout::NeoX => (i, i + half),
+            };
+            let (x0, x1) = (x[a], x[b]);
+            x[a] = x0 * cos[i] - x1 * sin[i];
+            x[b] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_zero_is_identity() {
+        let t = RopeTable::new(4, 10000.0, 1.0, RopeLayout::Normal);
+        let (mut c, mut s) = ([0.0; 2], [0.0; 2]);
+        t.angles(0, &mut c, &mut s);
+        let mut x = [1.0, 2.0, 3.0, 4.0];
+        t.rotate(&mut x, &c, &s);
+        assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn rotation_preserves_pair_norm_and_matches_formula() {
+        for layout in [RopeLayout::Normal, RopeLayout::NeoX] {
+            let t = RopeTable::new(8, 10000.0, 1.0, layout);
+            let (mut c, mut s) = ([0.0; 4], [0.0; 4]);
+            t.angles(7, &mut c, &mut s);
+            let orig = [0.5f32, -1.0, 2.0, 0.25, 1.5, -0.75, 0.1, 3.0, 9.0];
+            let mut x = orig;
+            t.rotate(&mut x, &c, &s);
+            assert_eq!(x[8], 9.0, "dims past n_rot untouched");
+            for i in 0..4 {
+                let (a, b) = if layout == RopeLayout::Normal { (2 * i, 2 * i + 1) } else { (i, i + 4) };
+                let theta = 7.0f64 * 10000f64.powf(-2.0 * i as f64 / 8.0);
+                let want_a = orig[a] as f64 * theta.cos() - orig[b] as f64 * theta.sin();
+                let want_b = orig[a] as f64 * theta.sin() + orig[b] as f64 * theta.cos();
+                assert!((x[a] as f64 - want_a).abs() < 1e-5 && (x[b] as f64 - want_b).abs() < 1e-5);
+            }
+        }
+    }
+}

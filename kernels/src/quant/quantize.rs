@@ -1,0 +1,161 @@
+//! Activation quantizers: f32 rows to the `vec_dot_type` partners (`Q8_0`, `Q8_1`, `Q8_K`,
+//! `F16`, `BF16`), bit-exact with ggml's `quantize_row_*_ref`.
+//!
+//! ggml rounds in two ways and we keep both: the 32-element quantizers use C `roundf` (ties away
+//! from zero), the K-quant ones use `nearest_int` (a float trick that rounds ties to even).
+//! Note that llama.cpp on x86 uses AVX2 versions of the `Q8_0`/`Q8_1` quantizers that compute
+//! `127 / amax` instead of `1 / (amax / 127)` and round ties to even; they can differ from the
+//! reference in the last quant on rare inputs. The reference is what we define as correct.
+
+use fovea_formats::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K};
+use half::{bf16, f16};
+
+/// C `roundf`: round half away from zero.
+#[inline]
+pub fn round_half_away(x: f32) -> f32 {
+    libm::roundf(x)
+}
+
+/// ggml's `nearest_int`: adding 1.5 * 2^23 pushes the fraction out of the mantissa, so the low
+/// mantissa bits hold the rounded integer (ties to even). Valid for |x| <= 4194303.
+#[inline]
+pub fn nearest_int(x: f32) -> i32 {
+    let shifted = x + 12_582_912.0;
+    (shifted.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
+}
+
+/// Largest |v| of a slice (0 for an empty one); NaNs are ignored as `fmaxf` does.
+#[inline]
+fn abs_max(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// x (n,) -> out (n / 32,) blocks: d = amax / 127, q = roundf(x / d).
+pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    debug_assert_eq!(x.len(), out.len() * QK, "quantize_row_q8_0: x must be out.len() * 32");
+    for (xb, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let d = abs_max(xb) / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b.d = f16::from_f32(d);
+        for (q, &v) in b.qs.iter_mut().zip(xb) {
+            *q = round_half_away(v * id) as i8;
+        }
+    }
+}
+
+/// x (n,) -> out (n / 32,) blocks: as `Q8_0`, plus s = fp16(sum(q) * d).
+pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    debug_assert_eq!(x.len(), out.len() * QK, "quantize_row_q8_1: x must be out.len() * 32");
+    for (xb, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let d = abs_max(xb) / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b.d = f16::from_f32(d);
+        let mut sum = 0i32;
+        for (q, &v) in b.qs.iter_mut().zip(xb) {
+            *q = round_half_away(v * id) as i8;
+            sum += *q as i32;
+        }
+        b.s = f16::from_f32(sum as f32 * d);
+    }
+}
+
+/// x (n,) -> out (n / 256,) blocks. The scale comes from the signed value of largest magnitude,
+/// `iscale = -127 / max`, so that value maps to -127 exactly; d = 1 / iscale is kept in f32.
+pub fn quantize_row_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
+    debug_assert_eq!(x.len(), out.len() * QK_K, "quantize_row_q8_k: x must be out.len() * 256");
+    for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        let (mut max, mut amax) = (0.0f32, 0.0f32);
+        for &v in xb {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax == 0.0 {
+            // ggml leaves bsums untouched here; we zero them so the block is fully defined.
+            *b = bytemuck::Zeroable::zeroed();
+            continue;
+        }
+        let iscale = -127.0 / max;
+        for (q, &v) in b.qs.iter_mut().zip(xb) {
+            *q = nearest_int(iscale * v).min(127) as i8;
+        }
+        for (sum, group) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
+            *sum = group.iter().map(|&q| q as i16).sum();
+        }
+        b.d = 1.0 / iscale;
+    }
+}
+
+/// x (n,) -> out (n,) f16, round to nearest even (ggml's `GGML_FP32_TO_FP16`).
+pub fn quantize_row_f16(x: &[f32], out: &mut [f16]) {
+    debug_assert_eq!(x.len(), out.len());
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = f16::from_f32(v);
+    }
+}
+
+/// x (n,) -> out (n,) bf16, round to nearest even (ggml's `GGML_FP32_TO_BF16`).
+pub fn quantize_row_bf16(x: &[f32], out: &mut [bf16]) {
+    debug_assert_eq!(x.len(), out.len());
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = bf16::from_f32(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytemuck::Zeroable;
+
+    #[test]
+    fn rounding_modes_differ_on_ties() {
+        assert_eq!(round_half_away(2.5), 3.0);
+        assert_eq!(round_half_away(-2.5), -3.0);
+        assert_eq!(round_half_away(0.49999997), 0.0);
+        assert_eq!(nearest_int(2.5), 2);
+        assert_eq!(nearest_int(3.5), 4);
+        assert_eq!(nearest_int(-2.5), -2);
+        assert_eq!(nearest_int(-126.6), -127);
+        assert_eq!(nearest_int(0.0), 0);
+    }
+
+    #[test]
+    fn q8_0_hand_values() {
+        let mut x = [0.0f32; 32];
+        x[0] = 127.0;
+        x[1] = -63.5; // tie: roundf goes away from zero -> -64
+        x[2] = 0.5; // tie -> 1
+        let mut b = [BlockQ8_0::zeroed()];
+        quantize_row_q8_0(&x, &mut b);
+        assert_eq!(b[0].d.to_f32(), 1.0);
+        assert_eq!(&b[0].qs[..4], &[127, -64, 1, 0]);
+    }
+
+    #[test]
+    fn q8_1_sum_and_zero_block() {
+        let mut x = [0.0f32; 64];
+        x[0] = 127.0;
+        x[1] = 1.0;
+        let mut b = [BlockQ8_1::zeroed(); 2];
+        quantize_row_q8_1(&x, &mut b);
+        assert_eq!(b[0].s.to_f32(), 128.0);
+        assert_eq!((b[1].d.to_f32(), b[1].s.to_f32()), (0.0, 0.0));
+        assert!(b[1].qs.iter().all(|&q| q == 0));
+    }
+
+    #[test]
+    fn q8_k_uses_signed_max_and_fills_bsums() {
+        let mut x = [0.0f32; 256];
+        x[0] = -2.0; // largest magnitude: iscale = -127 / -2 = 63.5, so x[0] -> -127
+        x[17] = 1.0;
+        x[18] = 1.0;
+        let mut b = [BlockQ8K::zeroed()];
+        quantize_row_q8_k(&x, &mut b);
+        assert_eq!(b[0].d, 1.0 / 63.5);
+        assert_eq!(b[0].qs[0], -127);
+        assert_eq!(b[0].qs[17], 64); // 63.5 ties to even -> 64
+        assert_eq!(b[0].bsums[0], -127);
+        assert_eq!(b[0].bsums[1], 128);
+    }
+}

@@ -1,0 +1,347 @@
+//! The quantized-kernel table: one function pointer per weight type and per activation type,
+//! chosen once for an [`Isa`], called many times without looking at the ISA again.
+//!
+//! Entry points take bytes so the engine can call them generically for any weight type:
+//! look up `vec_dot_fn(w)` once per matmul, then call it per row. Every entry exists for every
+//! ISA: a level without its own version of a kernel gets the scalar reference.
+//!
+//! Caller contract for every entry (the engine's shapes, checked once at model load): rows hold
+//! at least `n` elements of their type, `n` is a multiple of the block size, activation rows
+//! come from [`QuantKernels::quantize_activation`] (quants in -127..=127). A row shorter than
+//! `n` elements panics (slice indexing), it never reads out of bounds. Misaligned bytes are
+//! copied to an aligned buffer first (slow, correct; GGUF tensor data is always aligned).
+
+use alloc::borrow::Cow;
+use alloc::vec;
+use core::fmt;
+
+use fovea_formats::blocks::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K,
+    BlockQ8_0, BlockQ8_1, GgmlBlock,
+};
+use fovea_formats::GgmlType;
+use half::{bf16, f16};
+
+use crate::isa::{Isa, UnsupportedIsa};
+use crate::quant::reference;
+
+/// Dot of one weight row (`n` elements, bytes of the weight type) with one activation row
+/// (bytes of `vec_dot_type(w)`).
+pub type VecDotFn = fn(n: usize, w_row: &[u8], act_row: &[u8]) -> f32;
+
+/// One f32 row x (n,) -> bytes of an activation type (`partner.bytes_for(n)` of them).
+pub type QuantizeFn = fn(x: &[f32], out: &mut [u8]);
+
+/// A weight type without a dot kernel, or an activation type without a quantizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnsupportedType(pub GgmlType);
+
+impl fmt::Display for UnsupportedType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no quantized kernel for type {}", self.0)
+    }
+}
+
+/// A [`VecDotFn`] over the typed kernel `$kernel(n, &[$w], &[$a])`. With `unsafe`, the
+/// kernel is a `#[target_feature]` function: such entries are only built inside
+/// `x86_tables`, whose builders run only after `Isa::require` succeeded for their level.
+macro_rules! dot_entry {
+    (unsafe $kernel:path, $w:ty, $a:ty) => {
+        (|n, w_row, act_row| {
+            let (x, y) = (as_blocks::<$w>(w_row, n), as_blocks::<$a>(act_row, n));
+            // SAFETY: this entry is only reachable through a table built after the CPU was
+            // checked for the kernel's target features (see `QuantKernels::for_isa`).
+            unsafe { $kernel(n, &x, &y) }
+        }) as VecDotFn
+    };
+    ($kernel:path, $w:ty, $a:ty) => {
+        (|n, w_row, act_row| $kernel(n, &as_blocks::<$w>(w_row, n), &as_blocks::<$a>(act_row, n))) as VecDotFn
+    };
+}
+
+/// A [`QuantizeFn`] over the typed quantizer `$kernel(&[f32], &mut [$b])`; `unsafe` as in
+/// [`dot_entry`].
+macro_rules! quantize_entry {
+    (unsafe $kernel:path, $b:ty) => {
+        (|x, out| {
+            quantize_into::<$b>(x, out, |x, y| {
+                // SAFETY: as in `dot_entry`: reachable only from a table whose ISA was checked.
+                unsafe { $kernel(x, y) }
+            })
+        }) as QuantizeFn
+    };
+    ($kernel:path, $b:ty) => {
+        (|x, out| quantize_into::<$b>(x, out, $kernel)) as QuantizeFn
+    };
+}
+
+/// One dot kernel per weight type.
+#[derive(Clone, Copy)]
+struct DotTable {
+    q4_0: VecDotFn,
+    q4_1: VecDotFn,
+    q5_0: VecDotFn,
+    q5_1: VecDotFn,
+    q8_0: VecDotFn,
+    q2_k: VecDotFn,
+    q3_k: VecDotFn,
+    q4_k: VecDotFn,
+    q5_k: VecDotFn,
+    q6_k: VecDotFn,
+    f16: VecDotFn,
+    bf16: VecDotFn,
+    f32: VecDotFn,
+}
+
+/// One quantizer per activation type.
+#[derive(Clone, Copy)]
+struct QuantizeTable {
+    q8_0: QuantizeFn,
+    q8_1: QuantizeFn,
+    q8_k: QuantizeFn,
+    f16: QuantizeFn,
+    bf16: QuantizeFn,
+    f32: QuantizeFn,
+}
+
+/// The kernels for one ISA. Cheap to copy; build once with [`QuantKernels::detect`].
+#[derive(Clone, Copy)]
+pub struct QuantKernels {
+    /// The level the table was built for.
+    pub isa: Isa,
+    /// Whether the AVX-512 VNNI (`vpdpbusd`) variants were chosen (only with `Isa::Avx512`).
+    pub vnni: bool,
+    dots: DotTable,
+    quantizers: QuantizeTable,
+}
+
+impl fmt::Debug for QuantKernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuantKernels").field("isa", &self.isa).field("vnni", &self.vnni).finish()
+    }
+}
+
+impl QuantKernels {
+    /// The table for the best ISA this CPU runs.
+    pub fn detect() -> QuantKernels {
+        // `detect` only returns supported levels, so the scalar arm is unreachable in practice.
+        QuantKernels::for_isa(Isa::detect()).unwrap_or_else(|_| QuantKernels::scalar())
+    }
+
+    /// The table for `isa`, or an error when this CPU cannot run it.
+    pub fn for_isa(isa: Isa) -> Result<QuantKernels, UnsupportedIsa> {
+        Ok(match isa.require()? {
+            Isa::Scalar => QuantKernels::scalar(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86_tables::avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86_tables::avx512(crate::isa::x86_features::avx512_vnni()),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => return Err(UnsupportedIsa(isa)),
+        })
+    }
+
+    /// The portable reference table; always available.
+    pub fn scalar() -> QuantKernels {
+        QuantKernels {
+            isa: Isa::Scalar,
+            vnni: false,
+            dots: DotTable {
+                q4_0: dot_entry!(reference::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
+                q4_1: dot_entry!(reference::vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1),
+                q5_0: dot_entry!(reference::vec_dot_q5_0_q8_0, BlockQ5_0, BlockQ8_0),
+                q5_1: dot_entry!(reference::vec_dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
+                q8_0: dot_entry!(reference::vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0),
+                q2_k: dot_entry!(reference::vec_dot_q2_k_q8_k, BlockQ2K, BlockQ8K),
+                q3_k: dot_entry!(reference::vec_dot_q3_k_q8_k, BlockQ3K, BlockQ8K),
+                q4_k: dot_entry!(reference::vec_dot_q4_k_q8_k, BlockQ4K, BlockQ8K),
+                q5_k: dot_entry!(reference::vec_dot_q5_k_q8_k, BlockQ5K, BlockQ8K),
+                q6_k: dot_entry!(reference::vec_dot_q6_k_q8_k, BlockQ6K, BlockQ8K),
+                f16: dot_entry!(reference::vec_dot_f16_f16, f16, f16),
+                bf16: dot_entry!(reference::vec_dot_bf16_bf16, bf16, bf16),
+                f32: dot_entry!(reference::vec_dot_f32, f32, f32),
+            },
+            quantizers: QuantizeTable {
+                q8_0: quantize_entry!(reference::quantize_row_q8_0, BlockQ8_0),
+                q8_1: quantize_entry!(reference::quantize_row_q8_1, BlockQ8_1),
+                q8_k: quantize_entry!(reference::quantize_row_q8_k, BlockQ8K),
+                f16: quantize_entry!(reference::quantize_row_f16, f16),
+                bf16: quantize_entry!(reference::quantize_row_bf16, bf16),
+                f32: |x, out| out[..size_of_val(x)].copy_from_slice(bytemuck::cast_slice(x)),
+            },
+        }
+    }
+
+    /// Every table this build knows, labelled, each with the reason when this CPU cannot run
+    /// it: the AVX-512 level with and without VNNI are separate entries. For tests and benches,
+    /// which run every available entry and report the skipped ones.
+    pub fn variants() -> [(&'static str, Result<QuantKernels, UnsupportedIsa>); 4] {
+        #[cfg(target_arch = "x86_64")]
+        let (avx512, avx512_vnni) = {
+            let avx512 = Isa::Avx512.require().map(|_| x86_tables::avx512(false));
+            let vnni = match avx512 {
+                Ok(_) if crate::isa::x86_features::avx512_vnni() => Ok(x86_tables::avx512(true)),
+                _ => Err(UnsupportedIsa(Isa::Avx512)),
+            };
+            (avx512, vnni)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let (avx512, avx512_vnni) = (Err(UnsupportedIsa(Isa::Avx512)), Err(UnsupportedIsa(Isa::Avx512)));
+        [
+            ("scalar", Ok(QuantKernels::scalar())),
+            ("avx2", QuantKernels::for_isa(Isa::Avx2)),
+            ("avx512", avx512),
+            ("avx512-vnni", avx512_vnni),
+        ]
+    }
+
+    /// The dot kernel for weight type `w`; look it up once per matmul.
+    pub fn vec_dot_fn(&self, w: GgmlType) -> Result<VecDotFn, UnsupportedType> {
+        let d = &self.dots;
+        Ok(match w {
+            GgmlType::Q4_0 => d.q4_0,
+            GgmlType::Q4_1 => d.q4_1,
+            GgmlType::Q5_0 => d.q5_0,
+            GgmlType::Q5_1 => d.q5_1,
+            GgmlType::Q8_0 => d.q8_0,
+            GgmlType::Q2K => d.q2_k,
+            GgmlType::Q3K => d.q3_k,
+            GgmlType::Q4K => d.q4_k,
+            GgmlType::Q5K => d.q5_k,
+            GgmlType::Q6K => d.q6_k,
+            GgmlType::F16 => d.f16,
+            GgmlType::BF16 => d.bf16,
+            GgmlType::F32 => d.f32,
+            GgmlType::Q8_1 | GgmlType::Q8K => return Err(UnsupportedType(w)),
+        })
+    }
+
+    /// The quantizer producing activation type `partner` (a `vec_dot_type`).
+    pub fn quantize_fn(&self, partner: GgmlType) -> Result<QuantizeFn, UnsupportedType> {
+        let q = &self.quantizers;
+        Ok(match partner {
+            GgmlType::Q8_0 => q.q8_0,
+            GgmlType::Q8_1 => q.q8_1,
+            GgmlType::Q8K => q.q8_k,
+            GgmlType::F16 => q.f16,
+            GgmlType::BF16 => q.bf16,
+            GgmlType::F32 => q.f32,
+            _ => return Err(UnsupportedType(partner)),
+        })
+    }
+
+    /// One activation row x (n,) -> `partner.bytes_for(n)` bytes at the start of `out`.
+    pub fn quantize_activation(&self, partner: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), UnsupportedType> {
+        (self.quantize_fn(partner)?)(x, out);
+        Ok(())
+    }
+
+    /// Dot of one weight row (n elements of type `w`) with one activation row of `vec_dot_type(w)`.
+    pub fn vec_dot(&self, w: GgmlType, n: usize, w_row: &[u8], act_row: &[u8]) -> Result<f32, UnsupportedType> {
+        Ok((self.vec_dot_fn(w)?)(n, w_row, act_row))
+    }
+
+    /// out[r] = dot(weight row r, act_row) for r in 0..out.len(); the weight rows are contiguous,
+    /// `row_bytes` each: W (rows, n) @ act (n,) -> out (rows,).
+    pub fn vec_dot_rows(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_rows: &[u8],
+        row_bytes: usize,
+        act_row: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), UnsupportedType> {
+        let dot = self.vec_dot_fn(w)?;
+        for (o, w_row) in out.iter_mut().zip(w_rows.chunks(row_bytes.max(1))) {
+            *o = dot(n, w_row, act_row);
+        }
+        Ok(())
+    }
+}
+
+/// The first `n / B::ELEMS` blocks of `bytes`, borrowed when aligned, copied when not.
+#[inline]
+fn as_blocks<B: GgmlBlock>(bytes: &[u8], n: usize) -> Cow<'_, [B]> {
+    let bytes = &bytes[..n / B::ELEMS * size_of::<B>()];
+    match bytemuck::try_cast_slice(bytes) {
+        Ok(blocks) => Cow::Borrowed(blocks),
+        Err(_) => {
+            let mut owned = vec![B::zeroed(); n / B::ELEMS];
+            bytemuck::cast_slice_mut::<B, u8>(&mut owned).copy_from_slice(bytes);
+            Cow::Owned(owned)
+        }
+    }
+}
+
+/// Runs a typed quantizer of x (n,) into the first `n / B::ELEMS` blocks' bytes of `out`,
+/// through an aligned buffer when `out` is misaligned.
+#[inline]
+fn quantize_into<B: GgmlBlock>(x: &[f32], out: &mut [u8], quantize: impl FnOnce(&[f32], &mut [B])) {
+    let nb = x.len() / B::ELEMS;
+    let x = &x[..nb * B::ELEMS];
+    let out = &mut out[..nb * size_of::<B>()];
+    match bytemuck::try_cast_slice_mut(out) {
+        Ok(blocks) => quantize(x, blocks),
+        Err(_) => {
+            let mut blocks = vec![B::zeroed(); nb];
+            quantize(x, &mut blocks);
+            out.copy_from_slice(bytemuck::cast_slice(&blocks));
+        }
+    }
+}
+
+
+/// Tables for the x86 levels: the scalar table with the kernels each level has replaced.
+#[cfg(target_arch = "x86_64")]
+mod x86_tables {
+    use super::*;
+    use crate::x86::{avx2, avx512};
+
+    /// Caller must have checked `Isa::Avx2.require()`.
+    pub(super) fn avx2() -> QuantKernels {
+        let scalar = QuantKernels::scalar();
+        QuantKernels {
+            isa: Isa::Avx2,
+            vnni: false,
+            dots: DotTable {
+                q4_0: dot_entry!(unsafe avx2::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
+                q4_1: dot_entry!(unsafe avx2::vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1),
+                q5_0: dot_entry!(unsafe avx2::vec_dot_q5_0_q8_0, BlockQ5_0, BlockQ8_0),
+                q5_1: dot_entry!(unsafe avx2::vec_dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
+                q8_0: dot_entry!(unsafe avx2::vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0),
+                q4_k: dot_entry!(unsafe avx2::vec_dot_q4_k_q8_k, BlockQ4K, BlockQ8K),
+                q5_k: dot_entry!(unsafe avx2::vec_dot_q5_k_q8_k, BlockQ5K, BlockQ8K),
+                q6_k: dot_entry!(unsafe avx2::vec_dot_q6_k_q8_k, BlockQ6K, BlockQ8K),
+                f16: dot_entry!(unsafe avx2::vec_dot_f16_f16, f16, f16),
+                f32: dot_entry!(unsafe avx2::vec_dot_f32, f32, f32),
+                ..scalar.dots
+            },
+            quantizers: QuantizeTable {
+                q8_0: quantize_entry!(unsafe avx2::quantize_row_q8_0, BlockQ8_0),
+                q8_1: quantize_entry!(unsafe avx2::quantize_row_q8_1, BlockQ8_1),
+                q8_k: quantize_entry!(unsafe avx2::quantize_row_q8_k, BlockQ8K),
+                ..scalar.quantizers
+            },
+        }
+    }
+
+    /// Caller must have checked `Isa::Avx512.require()`; `vnni` only when the CPU has it.
+    pub(super) fn avx512(vnni: bool) -> QuantKernels {
+        let base = avx2();
+        let dots = if vnni {
+            DotTable {
+                q4_1: dot_entry!(unsafe avx512::vec_dot_q4_1_q8_1_vnni, BlockQ4_1, BlockQ8_1),
+                q8_0: dot_entry!(unsafe avx512::vec_dot_q8_0_q8_0_vnni, BlockQ8_0, BlockQ8_0),
+                ..base.dots
+            }
+        } else {
+            DotTable {
+                q4_1: dot_entry!(unsafe avx512::vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1),
+                q8_0: dot_entry!(unsafe avx512::vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0),
+                ..base.dots
+            }
+        };
+        QuantKernels { isa: Isa::Avx512, vnni, dots, ..base }
+    }
+}

@@ -1,0 +1,106 @@
+//! Small AVX2 building blocks shared by the dot products and quantizers.
+//!
+//! These are safe `#[target_feature]` functions: callable without `unsafe` from the kernels,
+//! which enable the same features.
+
+use core::arch::x86_64::*;
+
+use half::f16;
+
+/// One f16 to f32 through F16C (`half` without `std` converts in software).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn f16_to_f32(h: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h.to_bits()))))
+}
+
+/// One f32 to f16, rounding to nearest even like `f16::from_f32`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn f32_to_f16(x: f32) -> f16 {
+    let bits = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(x));
+    f16::from_bits(_mm_extract_epi16::<0>(bits) as u16)
+}
+
+/// Sum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_f32x8(v: __m256) -> f32 {
+    let x4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let x2 = _mm_add_ps(x4, _mm_movehl_ps(x4, x4));
+    let x1 = _mm_add_ss(x2, _mm_movehdup_ps(x2));
+    _mm_cvtss_f32(x1)
+}
+
+/// Maximum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hmax_f32x8(v: __m256) -> f32 {
+    let x4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let x2 = _mm_max_ps(x4, _mm_movehl_ps(x4, x4));
+    let x1 = _mm_max_ss(x2, _mm_movehdup_ps(x2));
+    _mm_cvtss_f32(x1)
+}
+
+/// 16 bytes, unaligned.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn load_u8x16(bytes: &[u8; 16]) -> __m128i {
+    // SAFETY: the reference covers 16 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+}
+
+/// 32 bytes, unaligned.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn load_u8x32(bytes: &[u8; 32]) -> __m256i {
+    // SAFETY: the reference covers 32 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+}
+
+/// 32 signed bytes, unaligned.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn load_i8x32(bytes: &[i8; 32]) -> __m256i {
+    // SAFETY: the reference covers 32 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+}
+
+/// 16 packed nibbles -> 32 bytes in element order: low nibbles (elements 0..16) in the low
+/// 128 bits, high nibbles (elements 16..32) in the high 128 bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn nibbles_u8x32(qs: &[u8; 16]) -> __m256i {
+    let packed = load_u8x16(qs);
+    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+/// Bit j of `bits` -> byte j = 0xFF when set, 0 when clear.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn bits_to_bytes_u8x32(bits: u32) -> __m256i {
+    // Byte j takes byte j / 8 of `bits`, then tests bit j % 8 of it.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0),
+    );
+    let bit_of_byte = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit_of_byte), bit_of_byte)
+}
+
+/// Unsigned x signed bytes -> 8 i32 lanes, each the sum of 4 adjacent products.
+/// No i16 saturation as long as 2 * x * |y| < 32768 (x <= 63 and |y| <= 127 is fine).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// Signed x signed bytes -> 8 i32 lanes of 4 products each, via |x| * (y with x's sign).
+/// Exact for any x and for y in -127..=127.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
+    dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}

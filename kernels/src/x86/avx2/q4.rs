@@ -1,0 +1,44 @@
+//! `Q4_0 x Q8_0` and `Q4_1 x Q8_1` with AVX2: one 32-element block per 256-bit register.
+
+use core::arch::x86_64::*;
+
+use fovea_formats::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
+
+use super::common::{dot_i8_i8, dot_u8_i8, f16_to_f32, hsum_f32x8, load_i8x32, nibbles_u8x32};
+
+/// x (n,) as Q4_0 . y (n,) as Q8_0; n a multiple of 32.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_0_q8_0(n: usize, x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
+    let nb = n / QK;
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        // q - 8 as signed bytes, element order.
+        let qx = _mm256_sub_epi8(nibbles_u8x32(&bx.qs), _mm256_set1_epi8(8));
+        let sumi = dot_i8_i8(qx, load_i8x32(&by.qs));
+        let d = _mm256_set1_ps(f16_to_f32(bx.d) * f16_to_f32(by.d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+/// x (n,) as Q4_1 . y (n,) as Q8_1; n a multiple of 32.
+/// Per block: dx * dy * sum(qx * qy) + mx * sy, where sy = dy * sum(qy) is stored in y.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_1_q8_1(n: usize, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+    let nb = n / QK;
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sumi = dot_u8_i8(nibbles_u8x32(&bx.qs), load_i8x32(&by.qs));
+        let d = _mm256_set1_ps(f16_to_f32(bx.d) * f16_to_f32(by.d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        mins += f16_to_f32(bx.m) * f16_to_f32(by.s);
+    }
+    hsum_f32x8(acc) + mins
+}
