@@ -145,7 +145,7 @@ impl GgmlType {
     /// whole number of blocks or the size overflows.
     pub fn bytes_for(self, n_elems: u64) -> Option<u64> {
         let per = self.block_elems() as u64;
-        if n_elems % per != 0 {
+        if !n_elems.is_multiple_of(per) {
             return None;
         }
         (n_elems / per).checked_mul(self.block_bytes() as u64)

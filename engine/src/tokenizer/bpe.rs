@@ -36,10 +36,12 @@ impl BpeModel {
     pub fn new(merges: &[String], pre: PreTokenizer) -> BpeModel {
         let mut model = BpeModel { pre, piece_ids: HashMap::new(), merges: HashMap::with_capacity(merges.len()) };
         for (rank, merge) in merges.iter().enumerate() {
-            // llama.cpp splits at the first space after the first byte (a side may be " "-free
-            // but start with a space-like char); a line without one merges "" with "".
-            let (left, right) = match merge.get(1..).and_then(|rest| rest.find(' ')) {
-                Some(i) => (&merge[..i + 1], &merge[i + 2..]),
+            // llama.cpp splits at the first space after the first byte; a line without one
+            // merges "" with "".
+            // (searching bytes: the first char may be multi-byte, and ' ' is always a boundary)
+            let space = merge.bytes().skip(1).position(|b| b == b' ').map(|i| i + 1);
+            let (left, right) = match space {
+                Some(i) => (&merge[..i], &merge[i + 1..]),
                 None => ("", ""),
             };
             let merged = format!("{left}{right}");

@@ -67,10 +67,11 @@ pub unsafe fn quantize_row_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
         let (q_chunks, _) = yb.qs.as_chunks_mut::<32>();
         let (x_quads, _) = x_octets.as_chunks::<4>(); // 8 x 32 floats
         for (c, (xq, qc)) in x_quads.iter().zip(q_chunks).enumerate() {
-            // Round to nearest even (the MXCSR default), as ggml's nearest_int.
             let q: [__m256i; 4] = core::array::from_fn(|k| {
-                let v = _mm256_cvtps_epi32(_mm256_mul_ps(load_f32x8(&xq[k]), scale));
-                _mm256_min_epi32(v, _mm256_set1_epi32(127))
+                let v = nearest_int(_mm256_mul_ps(load_f32x8(&xq[k]), scale));
+                // `.min(127) as i8` keeps the low byte; sign-extend it back to i32.
+                let v = _mm256_min_epi32(v, _mm256_set1_epi32(127));
+                _mm256_srai_epi32::<24>(_mm256_slli_epi32::<24>(v))
             });
             let [first, second] = group_sums_of_16(q);
             yb.bsums[2 * c] = first as i16;
@@ -106,6 +107,15 @@ fn saturate_i8(v: __m256) -> __m256 {
     _mm256_and_ps(clamped, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v))
 }
 
+/// ggml's `nearest_int` on 8 lanes, the same float trick (round half to even), so that even
+/// non-finite inputs give the reference's integers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nearest_int(v: __m256) -> __m256i {
+    let shifted = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12_582_912.0)));
+    _mm256_sub_epi32(_mm256_and_si256(shifted, _mm256_set1_epi32(0x007f_ffff)), _mm256_set1_epi32(0x0040_0000))
+}
+
 /// `roundf` on 8 lanes: nearest integer, ties away from zero. Exact: trunc and x - trunc(x)
 /// are both representable.
 #[inline]
@@ -139,7 +149,7 @@ fn store_i8x32(out: &mut [i8; 32], v: __m256i) {
     unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
 }
 
-/// 4 x 8 i32 (each in -127..=127) -> 32 i8 in the same element order.
+/// 4 x 8 i32 (each in -128..=127) -> 32 i8 in the same element order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn pack_i32x32_to_i8(q: [__m256i; 4]) -> __m256i {

@@ -49,7 +49,7 @@ macro_rules! q4_1_q8_1_kernel {
                 for (k, a) in acc.iter_mut().enumerate() {
                     let (b0, b1) = (2 * k, 2 * k + 1);
                     let sumi = $dot(nibbles_2x32(&bx[b0].qs, &bx[b1].qs), load_2x32(&by[b0].qs, &by[b1].qs));
-                    let scale = spread_2(prod, 2 * b0 as i32, 2 * b1 as i32);
+                    let scale = spread_2(prod, 2 * b1 as i32, 2 * b0 as i32);
                     *a = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *a);
                 }
             }
