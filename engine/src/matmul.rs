@@ -42,16 +42,18 @@ impl Compute {
         let partner = vec_dot_type(w.ty);
         let act_bytes = partner.block_bytes() * (w.cols / partner.block_elems());
         // act (n_tok, act_bytes): every activation row quantized once, shared by all weight rows.
+        // Both lookups succeed: `Model::load` accepts only types with kernels (`supports_vec_dot`).
+        let quantize = self.kernels.quantize_fn(partner).expect("weight types are checked at load");
+        let dot = self.kernels.vec_dot_fn(w.ty).expect("weight types are checked at load");
         let mut act = vec![0u8; n_tok * act_bytes];
         for (xr, ar) in x.chunks_exact(w.cols).zip(act.chunks_exact_mut(act_bytes)) {
-            self.kernels.quantize_activation(partner, xr, ar);
+            quantize(xr, ar);
         }
         let weights = w.mapped_bytes(file);
         let row_bytes = w.row_bytes();
         let (rows, cols) = (w.rows, w.cols);
         let next = AtomicUsize::new(0);
         let out = SharedMut::new(out);
-        let kernels = &self.kernels;
         self.pool.run(&|_| {
             let mut tile = [0.0f32; ROW_TILE];
             loop {
@@ -63,7 +65,9 @@ impl Compute {
                 let w_rows = &weights[r0 * row_bytes..(r0 + nr) * row_bytes];
                 for t in 0..n_tok {
                     let a = &act[t * act_bytes..(t + 1) * act_bytes];
-                    kernels.vec_dot_rows(w.ty, cols, w_rows, row_bytes, a, &mut tile[..nr]);
+                    for (i, o) in tile[..nr].iter_mut().enumerate() {
+                        *o = dot(cols, &w_rows[i * row_bytes..(i + 1) * row_bytes], a);
+                    }
                     // SAFETY: rows r0..r0+nr belong to this work item alone.
                     unsafe { out.range(t * rows + r0, nr) }.copy_from_slice(&tile[..nr]);
                 }

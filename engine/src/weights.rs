@@ -130,5 +130,5 @@ fn offset_in(whole: &[u8], part: &[u8]) -> usize {
 
 /// Weight types the matrix product has kernels for.
 pub fn matmul_supported(ty: GgmlType) -> bool {
-    !matches!(ty, GgmlType::Q8_1 | GgmlType::Q8K)
+    fovea_kernels::quant::supports_vec_dot(ty)
 }

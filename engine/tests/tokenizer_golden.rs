@@ -120,7 +120,8 @@ fn encode_then_decode_round_trips() {
             let text = case["text"].as_str().expect("text");
             let ids = tok.encode(text, false, false);
             let decoded = tok.decode(&ids, true);
-            let expected = if decoded.len() == text.len() + 1 { format!(" {text}") } else { text.to_string() };
+            let expected =
+                if decoded.len() == text.len() + 1 { format!(" {text}") } else { text.to_string() };
             assert_eq!(decoded, expected, "{} / {}", m.name, case["name"]);
             // the streaming decoder gives the same text, piece by piece
             let mut stream = tok.stream_decoder(true);
@@ -182,9 +183,56 @@ fn pride_and_prejudice_token_count_and_speed() {
     let elapsed = start.elapsed();
     eprintln!("{} bytes -> {} tokens in {:?}", text.len(), ids.len(), elapsed);
     assert_eq!(ids.len() as u64, ppl["n_tokens_in_text"].as_u64().expect("n_tokens_in_text"));
-    // Budget for a release build on this 2-core machine (measured: see the printed time); a debug
-    // build is ~10x slower, so only check the budget with optimizations on.
+    // Measured 75-140 ms in release on this shared 2-core machine; 1 s leaves room for a busy
+    // machine and still catches quadratic merging. Debug builds are ~10x slower: release only.
     if !cfg!(debug_assertions) {
-        assert!(elapsed.as_secs_f64() < 0.5, "tokenizing took {elapsed:?}");
+        assert!(elapsed.as_secs_f64() < 1.0, "tokenizing took {elapsed:?}");
     }
+}
+
+/// llama.cpp's own tokenizer test vocabularies (`models/ggml-vocab-*.gguf` with `.inp`/`.out`,
+/// tokenized with add_special = parse_special = false), from a directory in
+/// `FOVEA_LLAMA_VOCAB_DIR` (e.g. `vendor/llama.cpp/models` of the llama-cpp-python sdist).
+/// Vocabularies whose model or pre-tokenizer we do not implement are listed and skipped.
+#[test]
+fn llama_cpp_vocab_test_files() {
+    let Some(dir) = std::env::var_os("FOVEA_LLAMA_VOCAB_DIR") else {
+        eprintln!("SKIP llama.cpp vocab tests: FOVEA_LLAMA_VOCAB_DIR not set");
+        return;
+    };
+    let mut vocabs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("FOVEA_LLAMA_VOCAB_DIR")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+        .collect();
+    vocabs.sort();
+    let mut checked = 0;
+    for path in vocabs {
+        let (Ok(inputs), Ok(outputs)) = (
+            std::fs::read_to_string(path.with_extension("gguf.inp")),
+            std::fs::read_to_string(path.with_extension("gguf.out")),
+        ) else {
+            continue;
+        };
+        let mapped = MappedGguf::open(&path).expect("open gguf");
+        let gguf = mapped.gguf().expect("parse gguf");
+        let tok = match VocabData::from_gguf(&gguf).and_then(Tokenizer::new) {
+            Ok(tok) if tok.pre_fallback().is_none() => tok,
+            Ok(tok) => {
+                eprintln!("SKIP {}: pre-tokenizer {:?} not implemented", path.display(), tok.pre_fallback());
+                continue;
+            }
+            Err(e) => {
+                eprintln!("SKIP {}: {e}", path.display());
+                continue;
+            }
+        };
+        let texts: Vec<&str> = inputs.split("\n__ggml_vocab_test__\n").collect();
+        for (text, line) in texts.iter().zip(outputs.lines()) {
+            let want: Vec<u32> = line.split_whitespace().map(|x| x.parse().expect("id")).collect();
+            assert_eq!(tok.encode(text, false, false), want, "{}: {text:?}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no vocabulary with .inp/.out test files in {dir:?}");
 }

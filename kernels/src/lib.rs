@@ -9,9 +9,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod isa;
 pub mod ops;
 pub mod quant;
-pub mod isa;
 pub mod table;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

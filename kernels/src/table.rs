@@ -231,13 +231,24 @@ impl QuantKernels {
     }
 
     /// One activation row x (n,) -> `partner.bytes_for(n)` bytes at the start of `out`.
-    pub fn quantize_activation(&self, partner: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), UnsupportedType> {
+    pub fn quantize_activation(
+        &self,
+        partner: GgmlType,
+        x: &[f32],
+        out: &mut [u8],
+    ) -> Result<(), UnsupportedType> {
         (self.quantize_fn(partner)?)(x, out);
         Ok(())
     }
 
     /// Dot of one weight row (n elements of type `w`) with one activation row of `vec_dot_type(w)`.
-    pub fn vec_dot(&self, w: GgmlType, n: usize, w_row: &[u8], act_row: &[u8]) -> Result<f32, UnsupportedType> {
+    pub fn vec_dot(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_row: &[u8],
+        act_row: &[u8],
+    ) -> Result<f32, UnsupportedType> {
         Ok((self.vec_dot_fn(w)?)(n, w_row, act_row))
     }
 
@@ -290,7 +301,6 @@ fn quantize_into<B: GgmlBlock>(x: &[f32], out: &mut [u8], quantize: impl FnOnce(
         }
     }
 }
-
 
 /// Tables for the x86 levels: the scalar table with the kernels each level has replaced.
 #[cfg(target_arch = "x86_64")]

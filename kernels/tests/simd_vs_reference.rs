@@ -76,7 +76,9 @@ impl Scales {
         match self {
             Scales::Typical => f16::from_f32(sign * 10f32.powf(-1.0 - 2.0 * rng.signed_unit().abs())),
             Scales::F16Max => f16::from_f32(sign * 65504.0),
-            Scales::Subnormal => f16::from_bits((1 + rng.next_u64() % 0x3ff) as u16 | (rng.next_u64() as u16 & 0x8000)),
+            Scales::Subnormal => {
+                f16::from_bits((1 + rng.next_u64() % 0x3ff) as u16 | (rng.next_u64() as u16 & 0x8000))
+            }
             Scales::AllZero => f16::ZERO,
         }
     }
@@ -101,12 +103,16 @@ fn weight_row(ty: GgmlType, n: usize, scales: Scales, rng: &mut Rng) -> Vec<u8> 
         return vec![0; ty.bytes_for(n as u64).unwrap() as usize];
     }
     match ty {
-        GgmlType::F32 => bytemuck::cast_slice(&(0..n).map(|_| rng.signed_unit()).collect::<Vec<f32>>()).to_vec(),
+        GgmlType::F32 => {
+            bytemuck::cast_slice(&(0..n).map(|_| rng.signed_unit()).collect::<Vec<f32>>()).to_vec()
+        }
         GgmlType::F16 => {
-            bytemuck::cast_slice(&(0..n).map(|_| f16::from_f32(rng.signed_unit())).collect::<Vec<f16>>()).to_vec()
+            bytemuck::cast_slice(&(0..n).map(|_| f16::from_f32(rng.signed_unit())).collect::<Vec<f16>>())
+                .to_vec()
         }
         GgmlType::BF16 => {
-            bytemuck::cast_slice(&(0..n).map(|_| bf16::from_f32(rng.signed_unit())).collect::<Vec<bf16>>()).to_vec()
+            bytemuck::cast_slice(&(0..n).map(|_| bf16::from_f32(rng.signed_unit())).collect::<Vec<bf16>>())
+                .to_vec()
         }
         _ => {
             let mut bytes = rng.bytes(ty.bytes_for(n as u64).unwrap() as usize);
@@ -125,7 +131,13 @@ fn weight_row(ty: GgmlType, n: usize, scales: Scales, rng: &mut Rng) -> Vec<u8> 
 /// block scale is overwritten (and Q8_1's s kept equal to d * sum(q)).
 fn activation_row(partner: GgmlType, n: usize, scales: Scales, rng: &mut Rng) -> Vec<u8> {
     let x: Vec<f32> = (0..n)
-        .map(|i| if scales == Scales::AllZero { 0.0 } else { rng.signed_unit() * if i % 97 == 5 { 20.0 } else { 1.0 } })
+        .map(|i| {
+            if scales == Scales::AllZero {
+                0.0
+            } else {
+                rng.signed_unit() * if i % 97 == 5 { 20.0 } else { 1.0 }
+            }
+        })
         .collect();
     let mut out = vec![0u8; partner.bytes_for(n as u64).unwrap() as usize];
     quant::quantize_activation(partner, &x, &mut out);
@@ -188,7 +200,8 @@ fn dots_match_reference_within_tolerance() {
                         continue;
                     }
                     let n = blocks * w.block_elems();
-                    let (w_row, a_row) = (weight_row(w, n, scales, &mut rng), activation_row(a, n, scales, &mut rng));
+                    let (w_row, a_row) =
+                        (weight_row(w, n, scales, &mut rng), activation_row(a, n, scales, &mut rng));
                     let want = scalar.vec_dot(w, n, &w_row, &a_row).unwrap();
                     let got = simd.vec_dot(w, n, &w_row, &a_row).unwrap();
                     let mag = magnitude(w, &w_row, a, &a_row, n);
@@ -233,7 +246,9 @@ fn quantizers_are_bit_exact() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     let rows = quantizer_rows(&mut rng);
     for (label, simd) in simd_tables() {
-        for partner in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8K, GgmlType::F16, GgmlType::BF16, GgmlType::F32] {
+        for partner in
+            [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8K, GgmlType::F16, GgmlType::BF16, GgmlType::F32]
+        {
             for (r, x) in rows.iter().enumerate() {
                 let len = partner.bytes_for(x.len() as u64).unwrap() as usize;
                 let (mut want, mut got) = (vec![0u8; len], vec![0xAAu8; len]);
@@ -263,7 +278,11 @@ fn table_entries_agree_with_row_helpers_and_handle_misaligned_bytes() {
                 // The same bytes one byte off alignment go through the copying path.
                 let mut shifted = vec![0u8; row_bytes + 1];
                 shifted[1..].copy_from_slice(w_row);
-                assert_eq!(o, simd.vec_dot(w, n, &shifted[1..], &act).unwrap(), "{label} {w}: misaligned row {r}");
+                assert_eq!(
+                    o,
+                    simd.vec_dot(w, n, &shifted[1..], &act).unwrap(),
+                    "{label} {w}: misaligned row {r}"
+                );
             }
         }
         let x: Vec<f32> = (0..256).map(|_| rng.signed_unit()).collect();

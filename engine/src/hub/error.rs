@@ -15,7 +15,7 @@ pub enum HubError {
     NoCacheDir,
 
     #[error(
-        "model '{model}' is not cached at {} and FOVEA_OFFLINE is set; \
+        "model '{model}' is not cached (or failed its sha256 check) at {} and FOVEA_OFFLINE is set; \
          unset FOVEA_OFFLINE to fetch it, or pass a model path",
         path.display()
     )]

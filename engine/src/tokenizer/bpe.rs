@@ -34,7 +34,8 @@ struct Symbol {
 
 impl BpeModel {
     pub fn new(merges: &[String], pre: PreTokenizer) -> BpeModel {
-        let mut model = BpeModel { pre, piece_ids: HashMap::new(), merges: HashMap::with_capacity(merges.len()) };
+        let mut model =
+            BpeModel { pre, piece_ids: HashMap::new(), merges: HashMap::with_capacity(merges.len()) };
         for (rank, merge) in merges.iter().enumerate() {
             // llama.cpp splits at the first space after the first byte; a line without one
             // merges "" with "".
@@ -108,7 +109,8 @@ impl BpeModel {
             }
             // Stale if either side has grown since the pair was queued: its texts, and so its
             // rank, differ now (each rank is one merge line, so equal rank = equal texts).
-            let Some(&(now_rank, merged)) = l.piece.zip(r.piece).and_then(|pair| self.merges.get(&pair)) else {
+            let Some(&(now_rank, merged)) = l.piece.zip(r.piece).and_then(|pair| self.merges.get(&pair))
+            else {
                 continue;
             };
             if now_rank != rank {

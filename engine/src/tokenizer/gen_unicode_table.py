@@ -36,6 +36,7 @@ print("//! to the next start. Unicode 15.1, the version llama.cpp's tables use."
 print()
 print("use super::unicode::Category::{self, *};")
 print()
+print("#[rustfmt::skip]")
 print(f"pub(super) static CATEGORY_RANGES: [(u32, Category); {len(ranges)}] = [")
 line = "   "
 for cp, g in ranges:

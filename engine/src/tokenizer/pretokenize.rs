@@ -45,18 +45,16 @@ impl PreTokenizer {
     pub fn for_name(pre: &str) -> Option<PreTokenizer> {
         let (stages, ignore_merges) = match pre {
             "default" => (DEFAULT, false),
-            "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de" | "a.x-4.0"
-            | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling" | "exaone4"
-            | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" => (GPT2, false),
-            "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => {
-                (DIGITS_THEN_GPT2, false)
-            }
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"
-            | "jina-v5-nano" => (LLAMA3, true),
+            "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
+            | "a.x-4.0" | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais" | "trillion"
+            | "granite-docling" | "exaone4" | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" => (GPT2, false),
+            "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b"
+            | "mellum2" => (DIGITS_THEN_GPT2, false),
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
+            | "lfm2" | "jina-v5-nano" => (LLAMA3, true),
             "dbrx" | "smaug-bpe" => (LLAMA3, false),
-            "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "stablelm2" | "megrez" | "hunyuan" | "solar-open" => {
-                (QWEN2, false)
-            }
+            "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "stablelm2" | "megrez" | "hunyuan"
+            | "solar-open" => (QWEN2, false),
             _ => return None,
         };
         Some(PreTokenizer { stages, ignore_merges })
@@ -101,7 +99,7 @@ fn split_piece(stage: Stage, cpts: &[char], out: &mut Vec<usize>) {
     let mut cuts = Cuts { out, prev: 0 };
     match stage {
         Stage::EachNumber => split_matches(cpts, &mut cuts, |c, i| usize::from(is_number(c[i]))),
-        Stage::NumberRuns => split_matches(cpts, &mut cuts, |c, i| run(c, i, |x| is_number(x))),
+        Stage::NumberRuns => split_matches(cpts, &mut cuts, |c, i| run(c, i, is_number)),
         Stage::PunctuationRuns => split_matches(cpts, &mut cuts, |c, i| {
             run(c, i, |x| is_punctuation(x) || matches!(x, '$' | '+' | '<' | '=' | '>' | '^' | '~' | '|'))
         }),

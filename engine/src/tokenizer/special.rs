@@ -37,7 +37,11 @@ pub(crate) fn special_tokens(vocab: &Vocab) -> Vec<SpecialToken> {
     specials
 }
 
-pub(crate) fn partition<'t>(text: &'t str, specials: &[SpecialToken], parse_special: bool) -> Vec<Fragment<'t>> {
+pub(crate) fn partition<'t>(
+    text: &'t str,
+    specials: &[SpecialToken],
+    parse_special: bool,
+) -> Vec<Fragment<'t>> {
     let mut fragments = Vec::new();
     if text.is_empty() {
         return fragments;

@@ -13,7 +13,7 @@ pub(crate) const SPACE_MARK: &str = "\u{2581}";
 
 pub(crate) struct SpmModel {
     /// token for each byte value: `<0xXX>`, else the single byte itself, else UNK
-    byte_tokens: [Option<u32>; 256],
+    byte_tokens: Box<[Option<u32>; 256]>,
 }
 
 #[derive(Clone, Copy)]
@@ -52,7 +52,7 @@ impl Ord for Bigram {
 
 impl SpmModel {
     pub fn new(vocab: &Vocab) -> SpmModel {
-        let mut byte_tokens = [None; 256];
+        let mut byte_tokens = Box::new([None; 256]);
         for (b, slot) in byte_tokens.iter_mut().enumerate() {
             let hex = format!("<0x{b:02X}>");
             // llama.cpp would throw for a byte with no token at all; we use UNK instead.
@@ -111,7 +111,14 @@ impl SpmModel {
     }
 }
 
-fn push_pair(vocab: &Vocab, text: &[u8], symbols: &[Symbol], left: usize, right: usize, queue: &mut BinaryHeap<Bigram>) {
+fn push_pair(
+    vocab: &Vocab,
+    text: &[u8],
+    symbols: &[Symbol],
+    left: usize,
+    right: usize,
+    queue: &mut BinaryHeap<Bigram>,
+) {
     // adjacent symbols are contiguous in the text
     let (l, r) = (symbols[left], symbols[right]);
     let merged = &text[l.start..r.start + r.len];

@@ -41,7 +41,9 @@ fn bpe_merges_by_rank_and_falls_back_to_bytes() {
     assert_eq!(tok.encode("hello world", false, false), [hello, world]);
     // 'x' has no merges: its byte char token
     let x = tok.token_id("x").unwrap();
-    assert_eq!(tok.encode("hellox", false, false), [tok.token_id("hell").unwrap(), tok.token_id("o").unwrap(), x]);
+    assert_eq!(tok.encode("hellox", false, false), [hello, x]);
+    // ranks, not left-to-right: "l d" (rank 8) waits until "Ġwor" exists, then "Ġwor ld" (rank 7)
+    assert_eq!(tok.encode(" world", false, false), [world]);
     assert_eq!(tok.decode(&tok.encode("héllo wörld\n", false, false), false), "héllo wörld\n");
 }
 
@@ -76,7 +78,9 @@ fn toy_spm(add_space_prefix: bool) -> Tokenizer {
         types.push(6);
         scores.push(0.0);
     }
-    for (t, s) in [("▁", -1.0), ("h", -2.0), ("i", -2.0), ("▁h", -3.0), ("hi", -1.5), ("▁hi", -0.5), ("x", -5.0)] {
+    for (t, s) in
+        [("▁", -1.0), ("h", -2.0), ("i", -2.0), ("▁h", -3.0), ("hi", -1.5), ("▁hi", -0.5), ("x", -5.0)]
+    {
         tokens.push(t.into());
         types.push(1);
         scores.push(s);

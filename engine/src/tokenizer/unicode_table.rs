@@ -4,6 +4,7 @@
 
 use super::unicode::Category::{self, *};
 
+#[rustfmt::skip]
 pub(super) static CATEGORY_RANGES: [(u32, Category); 2272] = [
     (0x00000, Control), (0x00020, Separator), (0x00021, Punctuation), (0x00024, Symbol),
     (0x00025, Punctuation), (0x0002B, Symbol), (0x0002C, Punctuation), (0x00030, Number),

@@ -84,9 +84,8 @@ impl VocabData {
     ///
     /// Special ids outside the vocabulary are dropped later, in [`super::Tokenizer::new`].
     pub fn from_metadata(meta: &impl VocabMetadata) -> Result<VocabData, TokenizerError> {
-        let model = meta
-            .get_str("tokenizer.ggml.model")
-            .ok_or(TokenizerError::MissingKey("tokenizer.ggml.model"))?;
+        let model =
+            meta.get_str("tokenizer.ggml.model").ok_or(TokenizerError::MissingKey("tokenizer.ggml.model"))?;
         let pre = meta.get_str("tokenizer.ggml.pre").unwrap_or_default();
         let tokens = meta
             .get_strings("tokenizer.ggml.tokens")
@@ -275,10 +274,14 @@ impl Vocab {
             eog: HashSet::new(),
         };
         if data.add_bos && vocab.bos.is_none() {
-            return Err(TokenizerError::BadMetadata("add_bos_token is true but there is no BOS token".into()));
+            return Err(TokenizerError::BadMetadata(
+                "add_bos_token is true but there is no BOS token".into(),
+            ));
         }
         if data.add_eos && vocab.eos.is_none() {
-            return Err(TokenizerError::BadMetadata("add_eos_token is true but there is no EOS token".into()));
+            return Err(TokenizerError::BadMetadata(
+                "add_eos_token is true but there is no EOS token".into(),
+            ));
         }
         vocab.mark_special_texts();
         Ok(vocab)
@@ -331,7 +334,9 @@ impl Vocab {
         self.eog.extend(self.eos.iter().chain(self.eot.iter()));
         // gpt-oss (o200k_harmony) and solar-open: "<|end|>" ends a message, not generation.
         let has = |t: &str| self.id_of(t.as_bytes()).is_some_and(|id| self.eog.contains(&id));
-        if ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>"))) && has("<|end|>") {
+        if ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>")))
+            && has("<|end|>")
+        {
             if let Some(end) = self.id_of(b"<|end|>") {
                 self.eog.remove(&end);
                 self.attrs[end as usize] = attr::USER_DEFINED;

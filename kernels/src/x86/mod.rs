@@ -11,3 +11,17 @@
 
 pub mod avx2;
 pub mod avx512;
+
+/// `slice.as_chunks::<N>()` (stable only since Rust 1.88): the whole N-arrays, then the rest.
+#[inline]
+pub(crate) fn chunks<T: bytemuck::Pod, const N: usize>(s: &[T]) -> (&[[T; N]], &[T]) {
+    let (whole, rest) = s.split_at(s.len() / N * N);
+    (bytemuck::cast_slice(whole), rest)
+}
+
+/// `slice.as_chunks_mut::<N>()` (stable only since Rust 1.88), whole N-arrays only.
+#[inline]
+pub(crate) fn chunks_mut<T: bytemuck::Pod, const N: usize>(s: &mut [T]) -> &mut [[T; N]] {
+    let whole = s.len() / N * N;
+    bytemuck::cast_slice_mut(&mut s[..whole])
+}

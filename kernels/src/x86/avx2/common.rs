@@ -11,7 +11,24 @@ use half::f16;
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn f16_to_f32(h: f16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h.to_bits()))))
+    _mm_cvtss_f32(f16_pair(h, f16::ZERO))
+}
+
+/// Two f16 -> [lo, hi, 0, 0] in f32, through one zero-extending move. (Converting one f16
+/// at a time lets LLVM insert into a stale register, which chains loop iterations together.)
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn f16_pair(lo: f16, hi: f16) -> __m128 {
+    let bits = u32::from(lo.to_bits()) | (u32::from(hi.to_bits()) << 16);
+    _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
+}
+
+/// dx * dy broadcast to 8 lanes: the block scale of a dot whose integer part is exact.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn scale_product(dx: f16, dy: f16) -> __m256 {
+    let d = f16_pair(dx, dy);
+    _mm256_broadcastss_ps(_mm_mul_ss(d, _mm_movehdup_ps(d)))
 }
 
 /// One f32 to f16, rounding to nearest even like `f16::from_f32`.

@@ -2,6 +2,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::x86::chunks;
+
 use half::f16;
 
 use super::common::{f16_to_f32, hsum_f32x8};
@@ -13,15 +15,14 @@ use super::common::{f16_to_f32, hsum_f32x8};
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_f32(n: usize, x: &[f32], y: &[f32]) -> f32 {
     let (x, y) = (&x[..n], &y[..n]);
-    let (x_chunks, x_tail) = x.as_chunks::<32>();
-    let (y_chunks, y_tail) = y.as_chunks::<32>();
+    let (x_chunks, x_tail) = chunks::<_, 32>(x);
+    let (y_chunks, y_tail) = chunks::<_, 32>(y);
     let mut acc = [_mm256_setzero_ps(); 4];
     for (xc, yc) in x_chunks.iter().zip(y_chunks) {
         for (k, a) in acc.iter_mut().enumerate() {
             // SAFETY: 8 floats at 8k..8k+8 lie inside the 32-float chunks; loadu is unaligned.
-            let (xv, yv) = unsafe {
-                (_mm256_loadu_ps(xc.as_ptr().add(8 * k)), _mm256_loadu_ps(yc.as_ptr().add(8 * k)))
-            };
+            let (xv, yv) =
+                unsafe { (_mm256_loadu_ps(xc.as_ptr().add(8 * k)), _mm256_loadu_ps(yc.as_ptr().add(8 * k))) };
             *a = _mm256_fmadd_ps(xv, yv, *a);
         }
     }
@@ -37,8 +38,8 @@ pub unsafe fn vec_dot_f32(n: usize, x: &[f32], y: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_f16_f16(n: usize, x: &[f16], y: &[f16]) -> f32 {
     let (x, y) = (&x[..n], &y[..n]);
-    let (x_chunks, x_tail) = x.as_chunks::<32>();
-    let (y_chunks, y_tail) = y.as_chunks::<32>();
+    let (x_chunks, x_tail) = chunks::<_, 32>(x);
+    let (y_chunks, y_tail) = chunks::<_, 32>(y);
     let mut acc = [_mm256_setzero_ps(); 4];
     for (xc, yc) in x_chunks.iter().zip(y_chunks) {
         for (k, a) in acc.iter_mut().enumerate() {

@@ -2,6 +2,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::x86::chunks;
+
 use fovea_formats::blocks::{BlockQ4K, BlockQ8K, QK_K};
 
 use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32};
@@ -32,8 +34,8 @@ pub unsafe fn vec_dot_q4_k_q8_k(n: usize, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32
         );
 
         let mut sumi = _mm256_setzero_si256();
-        let (q4_chunks, _) = bx.qs.as_chunks::<32>(); // 4 x (32 bytes = 64 elements)
-        let (y_chunks, _) = by.qs.as_chunks::<32>(); // 8 x 32 activations
+        let (q4_chunks, _) = chunks::<_, 32>(&bx.qs); // 4 x (32 bytes = 64 elements)
+        let (y_chunks, _) = chunks::<_, 32>(&by.qs); // 8 x 32 activations
         for (c, q4) in q4_chunks.iter().enumerate() {
             let q4 = load_u8x32(q4);
             let low = _mm256_and_si256(q4, low_nibble);

@@ -5,7 +5,7 @@ use core::arch::x86_64::*;
 use fovea_formats::blocks::{BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
 
 use super::common::{
-    bits_to_bytes_u8x32, dot_i8_i8, dot_u8_i8, f16_to_f32, hsum_f32x8, load_i8x32, nibbles_u8x32,
+    bits_to_bytes_u8x32, dot_i8_i8, dot_u8_i8, f16_pair, hsum_f32x8, load_i8x32, nibbles_u8x32, scale_product,
 };
 
 /// x (n,) as Q5_0 . y (n,) as Q8_0; n a multiple of 32.
@@ -25,7 +25,7 @@ pub unsafe fn vec_dot_q5_0_q8_0(n: usize, x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f
         );
         let qx = _mm256_or_si256(nibbles_u8x32(&bx.qs), high_clear);
         let sumi = dot_i8_i8(qx, load_i8x32(&by.qs));
-        let d = _mm256_set1_ps(f16_to_f32(bx.d) * f16_to_f32(by.d));
+        let d = scale_product(bx.d, by.d);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc)
@@ -39,15 +39,16 @@ pub unsafe fn vec_dot_q5_0_q8_0(n: usize, x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f
 pub unsafe fn vec_dot_q5_1_q8_1(n: usize, x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
     let nb = n / QK;
     let mut acc = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
+    // Lane 1 collects mx * sy; lanes 0, 2, 3 are dropped at the end.
+    let mut mins = _mm_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let high =
-            _mm256_and_si256(bits_to_bytes_u8x32(u32::from_le_bytes(bx.qh)), _mm256_set1_epi8(0x10));
+        let high = _mm256_and_si256(bits_to_bytes_u8x32(u32::from_le_bytes(bx.qh)), _mm256_set1_epi8(0x10));
         let qx = _mm256_or_si256(nibbles_u8x32(&bx.qs), high);
         let sumi = dot_u8_i8(qx, load_i8x32(&by.qs));
-        let d = _mm256_set1_ps(f16_to_f32(bx.d) * f16_to_f32(by.d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-        mins += f16_to_f32(bx.m) * f16_to_f32(by.s);
+        // [dx * dy, mx * sy, 0, 0]
+        let scales = _mm_mul_ps(f16_pair(bx.d, bx.m), f16_pair(by.d, by.s));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(sumi), acc);
+        mins = _mm_add_ps(mins, scales);
     }
-    hsum_f32x8(acc) + mins
+    hsum_f32x8(acc) + _mm_cvtss_f32(_mm_movehdup_ps(mins))
 }

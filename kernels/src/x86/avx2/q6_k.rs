@@ -2,6 +2,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::x86::chunks;
+
 use fovea_formats::blocks::{BlockQ6K, BlockQ8K, QK_K};
 
 use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32};
@@ -20,9 +22,9 @@ pub unsafe fn vec_dot_q6_k_q8_k(n: usize, x: &[BlockQ6K], y: &[BlockQ8K]) -> f32
     let offset = _mm256_set1_epi8(32);
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let (ql_chunks, _) = bx.ql.as_chunks::<32>(); // 4 x 32: two per 128-element half
-        let (qh_chunks, _) = bx.qh.as_chunks::<32>(); // 2 x 32: one per half
-        let (y_chunks, _) = by.qs.as_chunks::<32>(); // 8 x 32 activations
+        let (ql_chunks, _) = chunks::<_, 32>(&bx.ql); // 4 x 32: two per 128-element half
+        let (qh_chunks, _) = chunks::<_, 32>(&bx.qh); // 2 x 32: one per half
+        let (y_chunks, _) = chunks::<_, 32>(&by.qs); // 8 x 32 activations
         let mut sumi = _mm256_setzero_si256();
         for half in 0..2 {
             let ql0 = load_u8x32(&ql_chunks[2 * half]);

@@ -3,6 +3,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::x86::{chunks, chunks_mut};
+
 use fovea_formats::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K};
 
 use super::common::{f32_to_f16, hmax_f32x8};
@@ -13,7 +15,7 @@ use super::common::{f32_to_f16, hmax_f32x8};
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
-    let (x_blocks, _) = x.as_chunks::<QK>();
+    let (x_blocks, _) = chunks::<_, QK>(x);
     for (xb, yb) in x_blocks.iter().zip(y.iter_mut()) {
         let (d, q) = quantize_block_32(xb);
         yb.d = f32_to_f16(d);
@@ -27,7 +29,7 @@ pub unsafe fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
-    let (x_blocks, _) = x.as_chunks::<QK>();
+    let (x_blocks, _) = chunks::<_, QK>(x);
     for (xb, yb) in x_blocks.iter().zip(y.iter_mut()) {
         let (d, q) = quantize_block_32(xb);
         let sum = hsum_i32x8(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
@@ -46,9 +48,9 @@ pub unsafe fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn quantize_row_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
-    let (x_blocks, _) = x.as_chunks::<QK_K>();
+    let (x_blocks, _) = chunks::<_, QK_K>(x);
     for (xb, yb) in x_blocks.iter().zip(y.iter_mut()) {
-        let (x_octets, _) = xb.as_chunks::<8>(); // 32 x 8 floats
+        let (x_octets, _) = chunks::<_, 8>(xb); // 32 x 8 floats
         let mut amax = _mm256_setzero_ps();
         for o in x_octets {
             // max_ps returns its second operand when one is NaN: NaNs are ignored as f32::max does.
@@ -64,8 +66,8 @@ pub unsafe fn quantize_row_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
         let max = first_with_magnitude(xb, amax);
         let iscale = -127.0 / max;
         let scale = _mm256_set1_ps(iscale);
-        let (q_chunks, _) = yb.qs.as_chunks_mut::<32>();
-        let (x_quads, _) = x_octets.as_chunks::<4>(); // 8 x 32 floats
+        let q_chunks = chunks_mut::<_, 32>(&mut yb.qs);
+        let (x_quads, _) = chunks::<_, 4>(x_octets); // 8 x 32 floats
         for (c, (xq, qc)) in x_quads.iter().zip(q_chunks).enumerate() {
             let q: [__m256i; 4] = core::array::from_fn(|k| {
                 let v = nearest_int(_mm256_mul_ps(load_f32x8(&xq[k]), scale));
@@ -87,14 +89,15 @@ pub unsafe fn quantize_row_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_block_32(x: &[f32; QK]) -> (f32, [__m256i; 4]) {
-    let (octets, _) = x.as_chunks::<8>();
+    let (octets, _) = chunks::<_, 8>(x);
     let v: [__m256; 4] = core::array::from_fn(|k| load_f32x8(&octets[k]));
     // max_ps returns its second operand when one is NaN: NaNs are ignored as f32::max does.
     let amax = v.iter().fold(_mm256_setzero_ps(), |m, &x| _mm256_max_ps(abs_ps(x), m));
     let d = hmax_f32x8(amax) / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let id = _mm256_set1_ps(id);
-    let q = core::array::from_fn(|k| _mm256_cvttps_epi32(saturate_i8(round_half_away(_mm256_mul_ps(v[k], id)))));
+    let q =
+        core::array::from_fn(|k| _mm256_cvttps_epi32(saturate_i8(round_half_away(_mm256_mul_ps(v[k], id)))));
     (d, q)
 }
 
@@ -113,7 +116,10 @@ fn saturate_i8(v: __m256) -> __m256 {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn nearest_int(v: __m256) -> __m256i {
     let shifted = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12_582_912.0)));
-    _mm256_sub_epi32(_mm256_and_si256(shifted, _mm256_set1_epi32(0x007f_ffff)), _mm256_set1_epi32(0x0040_0000))
+    _mm256_sub_epi32(
+        _mm256_and_si256(shifted, _mm256_set1_epi32(0x007f_ffff)),
+        _mm256_set1_epi32(0x0040_0000),
+    )
 }
 
 /// `roundf` on 8 lanes: nearest integer, ties away from zero. Exact: trunc and x - trunc(x)
@@ -179,7 +185,7 @@ fn group_sums_of_16(q: [__m256i; 4]) -> [i32; 2] {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn first_with_magnitude(x: &[f32; QK_K], amax: f32) -> f32 {
     let target = _mm256_set1_ps(amax);
-    let (octets, _) = x.as_chunks::<8>();
+    let (octets, _) = chunks::<_, 8>(x);
     for o in octets {
         let hits = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(abs_ps(load_f32x8(o)), target));
         if hits != 0 {

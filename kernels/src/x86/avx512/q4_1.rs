@@ -2,6 +2,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::x86::chunks;
+
 use fovea_formats::blocks::{BlockQ4_1, BlockQ8_1, QK};
 
 use super::common::{dot_u8_i8_madd, dot_u8_i8_vnni, load_2x32, spread_2};
@@ -12,7 +14,8 @@ use crate::x86::avx2;
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 fn nibbles_2x32(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
     // SAFETY: each reference covers 16 readable bytes; loadu has no alignment requirement.
-    let packed = unsafe { _mm256_set_m128i(_mm_loadu_si128(b.as_ptr().cast()), _mm_loadu_si128(a.as_ptr().cast())) };
+    let packed =
+        unsafe { _mm256_set_m128i(_mm_loadu_si128(b.as_ptr().cast()), _mm_loadu_si128(a.as_ptr().cast())) };
     let low_nibble = _mm256_set1_epi8(0x0F);
     let lo = _mm256_and_si256(packed, low_nibble); // [A lo, B lo]
     let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low_nibble); // [A hi, B hi]
@@ -35,21 +38,31 @@ macro_rules! q4_1_q8_1_kernel {
         #[target_feature(enable = $features)]
         pub unsafe fn $name(n: usize, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
             let nb = n / QK;
-            let (x4, x_rest) = x[..nb].as_chunks::<4>();
-            let (y4, y_rest) = y[..nb].as_chunks::<4>();
+            let (x4, x_rest) = chunks::<_, 4>(&x[..nb]);
+            let (y4, y_rest) = chunks::<_, 4>(&y[..nb]);
             let mut acc = [_mm512_setzero_ps(); 2];
             // Lanes 1, 3, 5, 7 collect m * s; the even lanes (d products) are dropped at the end.
             let mut acc_mins = _mm256_setzero_ps();
             for (bx, by) in x4.iter().zip(y4) {
                 // [dA mA dB mB dC mC dD mD] * [dyA sA dyB sB ..] in one conversion each.
-                let xh = _mm_setr_epi32(head(bx[0].d, bx[0].m), head(bx[1].d, bx[1].m), head(bx[2].d, bx[2].m), head(bx[3].d, bx[3].m));
-                let yh = _mm_setr_epi32(head(by[0].d, by[0].s), head(by[1].d, by[1].s), head(by[2].d, by[2].s), head(by[3].d, by[3].s));
+                let xh = _mm_setr_epi32(
+                    head(bx[0].d, bx[0].m),
+                    head(bx[1].d, bx[1].m),
+                    head(bx[2].d, bx[2].m),
+                    head(bx[3].d, bx[3].m),
+                );
+                let yh = _mm_setr_epi32(
+                    head(by[0].d, by[0].s),
+                    head(by[1].d, by[1].s),
+                    head(by[2].d, by[2].s),
+                    head(by[3].d, by[3].s),
+                );
                 let prod = _mm256_mul_ps(_mm256_cvtph_ps(xh), _mm256_cvtph_ps(yh));
                 acc_mins = _mm256_add_ps(acc_mins, prod);
                 for (k, a) in acc.iter_mut().enumerate() {
                     let (b0, b1) = (2 * k, 2 * k + 1);
                     let sumi = $dot(nibbles_2x32(&bx[b0].qs, &bx[b1].qs), load_2x32(&by[b0].qs, &by[b1].qs));
-                    let scale = spread_2(prod, 2 * b1 as i32, 2 * b0 as i32);
+                    let scale = spread_2(prod, 2 * b0 as i32, 2 * b1 as i32);
                     *a = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *a);
                 }
             }
@@ -63,4 +76,8 @@ macro_rules! q4_1_q8_1_kernel {
 }
 
 q4_1_q8_1_kernel!(vec_dot_q4_1_q8_1, "avx512f,avx512bw,avx512vl,avx2,fma,f16c", dot_u8_i8_madd);
-q4_1_q8_1_kernel!(vec_dot_q4_1_q8_1_vnni, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", dot_u8_i8_vnni);
+q4_1_q8_1_kernel!(
+    vec_dot_q4_1_q8_1_vnni,
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    dot_u8_i8_vnni
+);
