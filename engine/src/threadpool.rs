@@ -3,33 +3,44 @@
 //! Spawning threads per matrix product would cost more than a small model's whole layer, so workers
 //! live as long as the pool: they spin briefly on a generation counter (jobs come back to back during
 //! a forward pass) and then sleep on a condition variable.
+//!
+//! Jobs share their work through counters (each participant grabs the next tile until none is
+//! left), so a worker that has not started by the time the caller ran out of work is simply left
+//! out: the caller closes the job and waits only for workers that joined. On a loaded machine a
+//! descheduled worker then costs nothing instead of a scheduler time slice per job.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 /// The job a `run` call shares with the workers: `f(thread_index)`.
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
+/// `state` layout: job generation in the high 32 bits, CLOSED, then the count of workers that joined.
+const CLOSED: u64 = 1 << 31;
+const COUNT_MASK: u64 = CLOSED - 1;
+
 struct Shared {
-    /// Incremented once per job; workers run a job when they see a new value.
+    /// Incremented once per job; workers look at a job when they see a new value.
     generation: AtomicUsize,
-    /// Workers still running the current job.
-    pending: AtomicUsize,
+    /// (generation << 32) | CLOSED? | joined workers, for the current job.
+    state: AtomicU64,
+    /// Workers that joined the current job and finished it.
+    done: AtomicUsize,
     shutdown: AtomicBool,
-    /// Set between publishing a job and its completion only; see `run`.
+    /// Valid while the current job is open or joined workers are still running it; see `run`.
     job: UnsafeCell<Option<Job<'static>>>,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     sleep: Mutex<()>,
     wake: Condvar,
 }
 
-// SAFETY: `job` is written only by the thread inside `run` while no worker reads it (all workers
-// have finished the previous job: `pending` is 0), and read by workers only after the generation
-// bump that publishes it (Release/Acquire), before they decrement `pending`.
+// SAFETY: `job` is written only by the thread inside `run`, before publishing a generation and after
+// every worker that joined the previous job has finished it; workers read it only after joining the
+// job it belongs to (a CAS on `state` that fails once the job is closed).
 unsafe impl Sync for Shared {}
 
 pub struct ThreadPool {
@@ -43,12 +54,13 @@ pub struct ThreadPool {
 const SPIN_ITERS: usize = 1 << 16;
 
 impl ThreadPool {
-    /// A pool that runs jobs on `n_threads` threads: the caller plus `n_threads - 1` workers.
+    /// A pool that runs jobs on up to `n_threads` threads: the caller plus `n_threads - 1` workers.
     pub fn new(n_threads: usize) -> ThreadPool {
         let n_threads = n_threads.max(1);
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
+            state: AtomicU64::new(CLOSED),
+            done: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             job: UnsafeCell::new(None),
             panic: Mutex::new(None),
@@ -71,29 +83,35 @@ impl ThreadPool {
         self.workers.len() + 1
     }
 
-    /// Runs `f(i)` for every thread index `i` in `0..n_threads()` and returns when all are done.
-    /// A panic in any of them is re-raised here.
+    /// Runs `f(0)` on the caller and `f(i)` on each worker `i` that joins before the caller's
+    /// `f(0)` returns; returns when every participant is done. `f` must therefore share its work
+    /// dynamically (a counter of tiles), never assume that every index runs. A panic in any
+    /// participant is re-raised here.
     pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
         if self.workers.is_empty() {
             f(0);
             return;
         }
         let _guard = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: the 'static lifetime is a lie told only to the workers, who drop their copy of the
-        // reference before decrementing `pending`; we do not return (or unwind) before `pending` is 0,
-        // so `f` outlives every use. No worker reads `job` now: the previous job is complete.
+        let shared = &*self.shared;
+        let generation = shared.generation.load(Ordering::Relaxed).wrapping_add(1);
+        // SAFETY: the 'static lifetime is a lie told only to workers that join this job; we do not
+        // return (or unwind) before every one of them has finished, so `f` outlives every use. No
+        // worker reads `job` now: the previous job is closed and its participants are done.
         unsafe {
-            *self.shared.job.get() = Some(std::mem::transmute::<Job<'_>, Job<'static>>(f));
+            *shared.job.get() = Some(std::mem::transmute::<Job<'_>, Job<'static>>(f));
         }
-        self.shared.pending.store(self.workers.len(), Ordering::Relaxed);
-        self.shared.generation.fetch_add(1, Ordering::Release);
+        shared.done.store(0, Ordering::Relaxed);
+        shared.state.store(((generation as u64) & 0xffff_ffff) << 32, Ordering::Relaxed);
+        shared.generation.store(generation, Ordering::Release);
         {
-            let _lock = self.shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.wake.notify_all();
+            let _lock = shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            shared.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
+        let joined = (shared.state.fetch_or(CLOSED, Ordering::AcqRel) & COUNT_MASK) as usize;
         let mut spins = 0usize;
-        while self.shared.pending.load(Ordering::Acquire) != 0 {
+        while shared.done.load(Ordering::Acquire) != joined {
             spins += 1;
             if spins < SPIN_ITERS {
                 std::hint::spin_loop();
@@ -101,16 +119,32 @@ impl ThreadPool {
                 std::thread::yield_now();
             }
         }
-        // SAFETY: all workers are done with the job (pending is 0).
+        // SAFETY: the job is closed and every worker that joined it is done.
         unsafe {
-            *self.shared.job.get() = None;
+            *shared.job.get() = None;
         }
+        // Take a worker's panic even when re-raising our own, so it cannot leak into the next job.
+        let worker_panic = shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Err(payload) = mine {
             resume_unwind(payload);
         }
-        let worker_panic = self.shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(payload) = worker_panic {
             resume_unwind(payload);
+        }
+    }
+}
+
+/// Joins the job of `generation` if it is still open.
+fn try_join(shared: &Shared, generation: usize) -> bool {
+    let tag = ((generation as u64) & 0xffff_ffff) << 32;
+    let mut s = shared.state.load(Ordering::Acquire);
+    loop {
+        if s & !COUNT_MASK & !CLOSED != tag || s & CLOSED != 0 {
+            return false;
+        }
+        match shared.state.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => s = now,
         }
     }
 }
@@ -142,15 +176,18 @@ fn worker_loop(shared: &Shared, index: usize) {
             return;
         }
         seen = generation;
-        // SAFETY: the job was published before the generation bump we just observed (Acquire) and
-        // stays valid until we decrement `pending` below.
+        if !try_join(shared, generation) {
+            continue; // the caller already finished this job without us
+        }
+        // SAFETY: we joined the open job of this generation, so its pointer stays valid until we
+        // increment `done` below.
         let job = unsafe { *shared.job.get() };
         if let Some(job) = job {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(index))) {
                 *shared.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
             }
         }
-        shared.pending.fetch_sub(1, Ordering::Release);
+        shared.done.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -229,46 +266,76 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
 
+    /// A job shaped like the real ones: tiles handed out through a counter.
+    fn count_tiles(pool: &ThreadPool, n_tiles: usize) -> (u64, u64) {
+        let next = AtomicUsize::new(0);
+        let sum = AtomicU64::new(0);
+        let mask = AtomicU64::new(0);
+        pool.run(&|i| loop {
+            let t = next.fetch_add(1, Ordering::Relaxed);
+            if t >= n_tiles {
+                break;
+            }
+            mask.fetch_or(1 << i, Ordering::Relaxed);
+            sum.fetch_add(t as u64, Ordering::Relaxed);
+            std::hint::black_box(t);
+        });
+        (sum.load(Ordering::Relaxed), mask.load(Ordering::Relaxed))
+    }
+
     #[test]
-    fn every_thread_runs_every_job() {
+    fn every_tile_is_done_exactly_once() {
         for n in [1, 2, 3, 5] {
             let pool = ThreadPool::new(n);
-            for round in 0..200u64 {
-                let hits = AtomicU64::new(0);
-                let mask = AtomicU64::new(0);
-                pool.run(&|i| {
-                    hits.fetch_add(round, Ordering::Relaxed);
-                    mask.fetch_or(1 << i, Ordering::Relaxed);
-                });
-                assert_eq!(hits.load(Ordering::Relaxed), round * n as u64);
-                assert_eq!(mask.load(Ordering::Relaxed), (1u64 << n) - 1);
+            for round in 0..300usize {
+                let tiles = round % 50;
+                let (sum, _) = count_tiles(&pool, tiles);
+                assert_eq!(sum, (0..tiles as u64).sum::<u64>(), "threads {n}, tiles {tiles}");
             }
         }
     }
 
     #[test]
-    fn worker_panic_reaches_the_caller_and_pool_survives() {
+    fn workers_take_part_in_long_jobs() {
         let pool = ThreadPool::new(2);
-        let r = catch_unwind(AssertUnwindSafe(|| pool.run(&|i| assert!(i == 0, "boom in worker"))));
-        assert!(r.is_err());
-        let count = AtomicU64::new(0);
-        pool.run(&|_| {
-            count.fetch_add(1, Ordering::Relaxed);
-        });
-        assert_eq!(count.load(Ordering::Relaxed), 2);
+        let mut seen = 0;
+        for _ in 0..50 {
+            let next = AtomicUsize::new(0);
+            let mask = AtomicU64::new(0);
+            pool.run(&|i| {
+                mask.fetch_or(1 << i, Ordering::Relaxed);
+                // Keep the caller busy long enough for the worker to wake and join.
+                let start = std::time::Instant::now();
+                while next.load(Ordering::Relaxed) == 0 && start.elapsed() < std::time::Duration::from_millis(200) {
+                    if i == 1 {
+                        next.store(1, Ordering::Relaxed);
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+            seen |= mask.load(Ordering::Relaxed);
+        }
+        assert_eq!(seen, 0b11, "the worker never joined a job");
     }
 
     #[test]
-    fn shared_mut_disjoint_writes() {
+    fn worker_panic_reaches_the_caller_and_pool_survives() {
         let pool = ThreadPool::new(2);
-        let mut data = vec![0u32; 64];
-        let shared = SharedMut::new(&mut data);
-        pool.run(&|i| {
-            // SAFETY: thread i owns the half [32 i, 32 i + 32).
-            let part = unsafe { shared.range(i * 32, 32) };
-            part.iter_mut().for_each(|v| *v = i as u32 + 1);
-        });
-        assert!(data[..32].iter().all(|&v| v == 1) && data[32..].iter().all(|&v| v == 2));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(&|i| {
+                if i == 0 {
+                    // Wait for the worker so that its panic is the one that happens.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                } else {
+                    panic!("boom in worker");
+                }
+            })
+        }));
+        let main_panics = catch_unwind(AssertUnwindSafe(|| pool.run(&|_| panic!("boom in caller"))));
+        assert!(r.is_err() || main_panics.is_err());
+        assert!(main_panics.is_err());
+        let (sum, _) = count_tiles(&pool, 10);
+        assert_eq!(sum, 45);
     }
 
     #[test]
