@@ -125,7 +125,15 @@ impl QuantKernels {
     /// The table for the best ISA this CPU runs.
     pub fn detect() -> QuantKernels {
         // `detect` only returns supported levels, so the scalar arm is unreachable in practice.
-        QuantKernels::for_isa(Isa::detect()).unwrap_or_else(|_| QuantKernels::scalar())
+        // The AVX-512 dot kernels measured no faster than AVX2 on the CPUs we have (see
+        // examples/quant_dot_speed.rs), and their 4-block accumulation order moves results further
+        // from llama.cpp's (which has no AVX-512 path for these types): default to AVX2 there until
+        // they win. `--isa avx512` still selects them.
+        let isa = match Isa::detect() {
+            Isa::Avx512 => Isa::Avx2,
+            other => other,
+        };
+        QuantKernels::for_isa(isa).unwrap_or_else(|_| QuantKernels::scalar())
     }
 
     /// The table for `isa`, or an error when this CPU cannot run it.

@@ -30,15 +30,32 @@ fn abs_max(x: &[f32]) -> f32 {
     x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
-/// x (n,) -> out (n / 32,) blocks: d = amax / 127, q = roundf(x / d).
+/// The scale and multiplier of one Q8_0/Q8_1 activation block, as llama.cpp computes them on x86
+/// (AVX/AVX2 `quantize_row_q8_0/1`): d = amax / 127 and the multiplier 127 / amax (not 1 / d), with
+/// rounding to nearest, ties to even. ggml's portable `_ref` uses 1 / d and `roundf`; the two differ
+/// on rare last-bit ties, and llama.cpp's outputs on x86 come from the SIMD form, so that is the one
+/// we reproduce, in the reference and every ISA alike.
+#[inline]
+fn q8_scale(xb: &[f32]) -> (f32, f32) {
+    let amax = abs_max(xb);
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    (amax / 127.0, id)
+}
+
+/// Round to nearest, ties to even (`_mm256_round_ps(_MM_ROUND_NEAREST)`), saturated to i8.
+#[inline]
+pub fn round_even_i8(x: f32) -> i8 {
+    libm::rintf(x) as i8
+}
+
+/// x (n,) -> out (n / 32,) blocks: d = amax / 127, q = round_even(x * 127 / amax).
 pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     debug_assert_eq!(x.len(), out.len() * QK, "quantize_row_q8_0: x must be out.len() * 32");
     for (xb, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
-        let d = abs_max(xb) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (d, id) = q8_scale(xb);
         b.d = f16::from_f32(d);
         for (q, &v) in b.qs.iter_mut().zip(xb) {
-            *q = round_half_away(v * id) as i8;
+            *q = round_even_i8(v * id);
         }
     }
 }
@@ -47,12 +64,11 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
 pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     debug_assert_eq!(x.len(), out.len() * QK, "quantize_row_q8_1: x must be out.len() * 32");
     for (xb, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
-        let d = abs_max(xb) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (d, id) = q8_scale(xb);
         b.d = f16::from_f32(d);
         let mut sum = 0i32;
         for (q, &v) in b.qs.iter_mut().zip(xb) {
-            *q = round_half_away(v * id) as i8;
+            *q = round_even_i8(v * id);
             sum += *q as i32;
         }
         b.s = f16::from_f32(sum as f32 * d);
@@ -124,12 +140,13 @@ mod tests {
     fn q8_0_hand_values() {
         let mut x = [0.0f32; 32];
         x[0] = 127.0;
-        x[1] = -63.5; // tie: roundf goes away from zero -> -64
-        x[2] = 0.5; // tie -> 1
+        x[1] = -63.5; // tie: to even -> -64
+        x[2] = 0.5; // tie: to even -> 0
+        x[3] = 2.5; // tie: to even -> 2
         let mut b = [BlockQ8_0::zeroed()];
         quantize_row_q8_0(&x, &mut b);
         assert_eq!(b[0].d.to_f32(), 1.0);
-        assert_eq!(&b[0].qs[..4], &[127, -64, 1, 0]);
+        assert_eq!(&b[0].qs[..5], &[127, -64, 0, 2, 0]);
     }
 
     #[test]

@@ -85,24 +85,22 @@ pub unsafe fn quantize_row_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
 }
 
 /// One 32-float block -> (d, 32 quants as 4 x 8 i32 lanes in element order).
-/// d = amax / 127, q = round_half_away(x / d), as the reference.
+/// d = amax / 127, q = round_even(x * 127 / amax), as the reference.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_block_32(x: &[f32; QK]) -> (f32, [__m256i; 4]) {
     let (octets, _) = chunks::<_, 8>(x);
     let v: [__m256; 4] = core::array::from_fn(|k| load_f32x8(&octets[k]));
-    // max_ps returns its second operand when one is NaN: NaNs are ignored as f32::max does.
-    let amax = v.iter().fold(_mm256_setzero_ps(), |m, &x| _mm256_max_ps(abs_ps(x), m));
-    let d = hmax_f32x8(amax) / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let id = _mm256_set1_ps(id);
-    let q =
-        core::array::from_fn(|k| _mm256_cvttps_epi32(saturate_i8(round_half_away(_mm256_mul_ps(v[k], id)))));
-    (d, q)
+    let amax = hmax_f32x8(v.iter().fold(_mm256_setzero_ps(), |m, &x| _mm256_max_ps(abs_ps(x), m)));
+    // Same scale, multiplier and rounding as the reference (`quant::quantize::q8_scale`).
+    let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let q = core::array::from_fn(|k| {
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(v[k], id));
+        _mm256_cvttps_epi32(saturate_i8(r))
+    });
+    (amax / 127.0, q)
 }
 
-/// Rust's `f32 as i8` on integral values: clamp to -128..=127, NaN to 0. (Only reachable with
-/// non-finite scales, e.g. 0 * inf when amax is so small that 1 / d overflows.)
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn saturate_i8(v: __m256) -> __m256 {
@@ -124,17 +122,6 @@ fn nearest_int(v: __m256) -> __m256i {
 
 /// `roundf` on 8 lanes: nearest integer, ties away from zero. Exact: trunc and x - trunc(x)
 /// are both representable.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn round_half_away(v: __m256) -> __m256 {
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-    let frac = abs_ps(_mm256_sub_ps(v, t));
-    let away = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
-    // +-1 with the sign of v.
-    let one = _mm256_or_ps(_mm256_set1_ps(1.0), _mm256_and_ps(v, _mm256_set1_ps(-0.0)));
-    _mm256_add_ps(t, _mm256_and_ps(away, one))
-}
-
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn abs_ps(v: __m256) -> __m256 {
