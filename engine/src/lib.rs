@@ -10,6 +10,7 @@
 //! # Ok::<(), fovea_engine::EngineError>(())
 //! ```
 
+pub mod attention;
 pub mod config;
 pub mod error;
 pub mod forward;
