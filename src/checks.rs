@@ -38,7 +38,14 @@ fn prompt_tokens(model: &Model, case: &Value) -> Vec<u32> {
 }
 
 /// Compares our top-10 with a golden top-10 list; returns the largest shared-logit difference.
-fn compare_top10(case: &str, ours: &[(u32, f32)], golden: &Value, tol: f64, min_overlap: usize, top1: bool) -> f64 {
+fn compare_top10(
+    case: &str,
+    ours: &[(u32, f32)],
+    golden: &Value,
+    tol: f64,
+    min_overlap: usize,
+    top1: bool,
+) -> f64 {
     let gold: Vec<(u32, f64)> = golden
         .as_array()
         .expect("top10")
@@ -55,7 +62,10 @@ fn compare_top10(case: &str, ours: &[(u32, f32)], golden: &Value, tol: f64, min_
             shared += 1;
             let diff = (logit as f64 - g).abs();
             max_diff = max_diff.max(diff);
-            assert!(diff <= tol, "{case}: logit of token {id} is {logit}, golden {g} (|diff| {diff:.4} > {tol})");
+            assert!(
+                diff <= tol,
+                "{case}: logit of token {id} is {logit}, golden {g} (|diff| {diff:.4} > {tol})"
+            );
         }
     }
     assert!(shared >= min_overlap, "{case}: only {shared} of the top-10 ids agree with llama.cpp");
@@ -71,7 +81,14 @@ pub fn next_token_quantized(model: &Model, golden: &Value) {
         let logits = s.eval(&tokens, Logits::Last).expect("eval");
         let margin = case["greedy"]["top1_margin"][0].as_f64().expect("margin");
         let ours = top_k(&logits, 10);
-        let d = compare_top10(name, &ours, &case["top10"], QUANT_LOGIT_TOL, QUANT_MIN_OVERLAP, margin >= LOW_MARGIN);
+        let d = compare_top10(
+            name,
+            &ours,
+            &case["top10"],
+            QUANT_LOGIT_TOL,
+            QUANT_MIN_OVERLAP,
+            margin >= LOW_MARGIN,
+        );
         eprintln!("quantized {name:>22}: top-1 {} | max |logit diff| over shared top-10 {d:.4}", ours[0].0);
     }
 }
@@ -90,7 +107,10 @@ pub fn next_token_f32(model: &Model, golden: &Value) {
         let lse = logsumexp(&logits);
         let want_lse = gold["logsumexp"].as_f64().expect("logsumexp");
         assert!((lse - want_lse).abs() < F32_LOGIT_TOL, "{name}: logsumexp {lse} vs golden {want_lse}");
-        eprintln!("f32 reference {name:>18}: max |logit diff| over top-10 {d:.5}, logsumexp diff {:.5}", (lse - want_lse).abs());
+        eprintln!(
+            "f32 reference {name:>18}: max |logit diff| over top-10 {d:.5}, logsumexp diff {:.5}",
+            (lse - want_lse).abs()
+        );
     }
 }
 
@@ -105,8 +125,12 @@ pub fn greedy(model: &Model, golden: &Value) {
         let name = case["name"].as_str().unwrap_or("?");
         let tokens = prompt_tokens(model, case);
         let want = ids(&case["greedy"]["ids"]);
-        let margins: Vec<f64> =
-            case["greedy"]["top1_margin"].as_array().expect("margins").iter().map(|m| m.as_f64().unwrap_or(0.0)).collect();
+        let margins: Vec<f64> = case["greedy"]["top1_margin"]
+            .as_array()
+            .expect("margins")
+            .iter()
+            .map(|m| m.as_f64().unwrap_or(0.0))
+            .collect();
         let check_len = margins.iter().position(|&m| m < LOW_MARGIN).unwrap_or(want.len());
         let mut s = session(model, tokens.len() + want.len() + 1);
         let mut logits = s.eval(&tokens, Logits::Last).expect("eval");
@@ -116,7 +140,11 @@ pub fn greedy(model: &Model, golden: &Value) {
             got.push(next);
             logits = s.eval(&[next], Logits::Last).expect("eval");
         }
-        assert_eq!(got, want[..check_len], "{name}: greedy ids differ within the first {check_len} confident steps");
+        assert_eq!(
+            got,
+            want[..check_len],
+            "{name}: greedy ids differ within the first {check_len} confident steps"
+        );
         eprintln!("greedy {name:>25}: {check_len} of {} steps compared, all equal", want.len());
     }
 }
@@ -133,7 +161,11 @@ pub fn perplexity_run(model: &Model, golden: &Value, n_ctx: usize, max_chunks: O
         .unwrap_or_else(|| panic!("no golden perplexity run with n_ctx {n_ctx}"));
     let text = crate::golden_text();
     let tokens = model.tokenizer.encode(&text, true, false);
-    assert_eq!(tokens.len() as u64, ppl["n_tokens_in_text"].as_u64().expect("n_tokens"), "tokens in the text");
+    assert_eq!(
+        tokens.len() as u64,
+        ppl["n_tokens_in_text"].as_u64().expect("n_tokens"),
+        "tokens in the text"
+    );
     let bos = if model.tokenizer.add_bos() { model.tokenizer.bos() } else { None };
     let mut s = session(model, n_ctx);
     let report = perplexity(&mut s, &tokens, n_ctx, bos, max_chunks, |_| {}).expect("perplexity");
@@ -150,6 +182,11 @@ pub fn perplexity_run(model: &Model, golden: &Value, n_ctx: usize, max_chunks: O
         report.ppl,
         100.0 * (report.ppl - want) / want
     );
-    assert!(rel <= PPL_REL_TOL, "perplexity c{n_ctx}: {:.4} vs golden {want:.4} ({:.2}% off)", report.ppl, rel * 100.0);
+    assert!(
+        rel <= PPL_REL_TOL,
+        "perplexity c{n_ctx}: {:.4} vs golden {want:.4} ({:.2}% off)",
+        report.ppl,
+        rel * 100.0
+    );
     (report.ppl, want)
 }

@@ -1,7 +1,7 @@
-use fovea_formats::{MappedGguf, GgmlType};
+use fovea_formats::{GgmlType, MappedGguf};
+use fovea_kernels::isa::Isa;
 use fovea_kernels::quant::vec_dot_type;
 use fovea_kernels::table::QuantKernels;
-use fovea_kernels::isa::Isa;
 fn main() {
     let f = MappedGguf::open(std::env::args().nth(1).unwrap()).unwrap();
     let g = f.gguf().unwrap();
@@ -10,7 +10,9 @@ fn main() {
         let data = g.tensor_data(t);
         let cols = t.dims[0] as usize;
         let rb = t.ty.bytes_for(cols as u64).unwrap() as usize;
-        let mut x: Vec<f32> = (0..cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 3.7).collect(); x[5] = 91.3; x[77] = -45.1;
+        let mut x: Vec<f32> = (0..cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 3.7).collect();
+        x[5] = 91.3;
+        x[77] = -45.1;
         let partner = vec_dot_type(t.ty);
         let mut res = vec![];
         for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
@@ -23,7 +25,13 @@ fn main() {
         }
         for (isa, act, v) in &res[1..] {
             let maxd = v.iter().zip(&res[0].2).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            println!("{name} {:?} {isa:?}: act equal {} max dot diff {maxd} (ref[0] {} got {})", t.ty, *act == res[0].1, res[0].2[0], v[0]);
+            println!(
+                "{name} {:?} {isa:?}: act equal {} max dot diff {maxd} (ref[0] {} got {})",
+                t.ty,
+                *act == res[0].1,
+                res[0].2[0],
+                v[0]
+            );
         }
         let _ = GgmlType::F32;
     }

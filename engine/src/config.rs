@@ -82,7 +82,11 @@ impl ModelConfig {
         let n_head = req("attention.head_count")?;
         // llama.cpp: head_count_kv defaults to head_count (no GQA).
         let n_head_kv = opt("attention.head_count_kv")?.unwrap_or(n_head);
-        let bad = |k: &str, reason: String| EngineError::BadMetadata { path: path.to_path_buf(), key: key(k), reason };
+        let bad = |k: &str, reason: String| EngineError::BadMetadata {
+            path: path.to_path_buf(),
+            key: key(k),
+            reason,
+        };
         if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
             return Err(bad(
                 "attention.head_count_kv",
@@ -138,7 +142,10 @@ impl ModelConfig {
             n_vocab,
         };
         if cfg.n_layer == 0 || cfg.n_ff == 0 || cfg.n_vocab == 0 {
-            return Err(bad("block_count", "layer, feed-forward and vocabulary sizes must be non-zero".into()));
+            return Err(bad(
+                "block_count",
+                "layer, feed-forward and vocabulary sizes must be non-zero".into(),
+            ));
         }
         Ok(cfg)
     }

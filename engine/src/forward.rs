@@ -49,7 +49,11 @@ impl Model {
         let mut cos = vec![0.0f32; n * half];
         let mut sin = vec![0.0f32; n * half];
         for t in 0..n {
-            self.rope.angles(pos0 + t, &mut cos[t * half..(t + 1) * half], &mut sin[t * half..(t + 1) * half]);
+            self.rope.angles(
+                pos0 + t,
+                &mut cos[t * half..(t + 1) * half],
+                &mut sin[t * half..(t + 1) * half],
+            );
         }
 
         for (l, layer) in self.layers.iter().enumerate() {

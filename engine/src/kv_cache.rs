@@ -14,7 +14,13 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(n_layer: usize, n_head_kv: usize, head_dim: usize, head_dim_v: usize, n_ctx: usize) -> KvCache {
+    pub fn new(
+        n_layer: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        head_dim_v: usize,
+        n_ctx: usize,
+    ) -> KvCache {
         KvCache {
             n_head_kv,
             head_dim,

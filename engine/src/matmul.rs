@@ -45,6 +45,7 @@ impl Compute {
         // Both lookups succeed: `Model::load` accepts only types with kernels (`supports_vec_dot`).
         let quantize = self.kernels.quantize_fn(partner).expect("weight types are checked at load");
         let dot = self.kernels.vec_dot_fn(w.ty).expect("weight types are checked at load");
+        let dot4 = self.kernels.vec_dot4_fn(w.ty);
         let mut act = vec![0u8; n_tok * act_bytes];
         for (xr, ar) in x.chunks_exact(w.cols).zip(act.chunks_exact_mut(act_bytes)) {
             quantize(xr, ar);
@@ -56,6 +57,7 @@ impl Compute {
         let out = SharedMut::new(out);
         self.pool.run(&|_| {
             let mut tile = [0.0f32; ROW_TILE];
+            let mut tile4 = [0.0f32; 4 * ROW_TILE]; // (4, nr)
             loop {
                 let r0 = next.fetch_add(ROW_TILE, Ordering::Relaxed);
                 if r0 >= rows {
@@ -63,7 +65,22 @@ impl Compute {
                 }
                 let nr = ROW_TILE.min(rows - r0);
                 let w_rows = &weights[r0 * row_bytes..(r0 + nr) * row_bytes];
-                for t in 0..n_tok {
+                let mut t = 0;
+                // Four tokens at a time where a tile kernel exists: each weight block is unpacked
+                // once for all four (bit-identical to single dots).
+                if let Some(dot4) = dot4 {
+                    while t + 4 <= n_tok {
+                        let acts = &act[t * act_bytes..(t + 4) * act_bytes];
+                        dot4(cols, w_rows, acts, act_bytes, &mut tile4[..4 * nr]);
+                        for k in 0..4 {
+                            // SAFETY: rows r0..r0+nr belong to this work item alone.
+                            unsafe { out.range((t + k) * rows + r0, nr) }
+                                .copy_from_slice(&tile4[k * nr..(k + 1) * nr]);
+                        }
+                        t += 4;
+                    }
+                }
+                for t in t..n_tok {
                     let a = &act[t * act_bytes..(t + 1) * act_bytes];
                     for (i, o) in tile[..nr].iter_mut().enumerate() {
                         *o = dot(cols, &w_rows[i * row_bytes..(i + 1) * row_bytes], a);

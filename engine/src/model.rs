@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fovea_formats::Gguf;
 use fovea_formats::mmap::MappedGguf;
+use fovea_formats::Gguf;
 use fovea_kernels::ops::RopeTable;
 
 use crate::config::{Arch, ModelConfig};
@@ -68,7 +68,8 @@ impl Model {
         } else {
             None
         };
-        let (q_dim, kv_dim, v_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim_v);
+        let (q_dim, kv_dim, v_dim) =
+            (c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim_v);
         let layers = (0..c.n_layer)
             .map(|i| {
                 let name = |s: &str| format!("blk.{i}.{s}.weight");

@@ -37,7 +37,9 @@ pub fn perplexity(
     mut on_chunk: impl FnMut(&ChunkProgress),
 ) -> Result<PerplexityReport> {
     if n_ctx < 4 {
-        return Err(EngineError::InvalidSetting(format!("perplexity context must be at least 4, got {n_ctx}")));
+        return Err(EngineError::InvalidSetting(format!(
+            "perplexity context must be at least 4, got {n_ctx}"
+        )));
     }
     if n_ctx > session.n_ctx() {
         return Err(EngineError::InvalidSetting(format!(

@@ -96,7 +96,8 @@ impl Sampler {
             seen.dedup();
             for id in seen {
                 if let Some(c) = self.cand.get_mut(id as usize) {
-                    c.1 = if c.1 > 0.0 { c.1 / self.cfg.repeat_penalty } else { c.1 * self.cfg.repeat_penalty };
+                    c.1 =
+                        if c.1 > 0.0 { c.1 / self.cfg.repeat_penalty } else { c.1 * self.cfg.repeat_penalty };
                 }
             }
         }
@@ -235,14 +236,26 @@ mod tests {
         }
         // min-p 0.5 over logits [0, ln 0.4, ln 0.6..]: only tokens within ln(0.5) of the max survive.
         let l = [0.0f32, -0.5, -0.6, -5.0];
-        let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.5, ..Default::default() });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.5,
+            ..Default::default()
+        });
         for _ in 0..200 {
             let t = s.sample(&l);
             assert!(t <= 1, "token {t} is below min-p");
         }
         // top-p 0.5 with one dominant token keeps only it.
         let l = [5.0f32, 0.0, 0.0, 0.0];
-        let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 0.5, min_p: 0.0, ..Default::default() });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.5,
+            min_p: 0.0,
+            ..Default::default()
+        });
         for _ in 0..100 {
             assert_eq!(s.sample(&l), 0);
         }
@@ -251,7 +264,8 @@ mod tests {
     #[test]
     fn repeat_penalty_discourages_recent_tokens() {
         let l = [2.0f32, 1.9, -1.0];
-        let mut s = Sampler::new(SamplerConfig { temperature: 0.0, repeat_penalty: 1.5, ..Default::default() });
+        let mut s =
+            Sampler::new(SamplerConfig { temperature: 0.0, repeat_penalty: 1.5, ..Default::default() });
         s.accept(0);
         assert_eq!(s.sample(&l), 1);
     }

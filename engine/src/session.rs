@@ -60,7 +60,9 @@ impl<'m> Session<'m> {
         }
         let kernels = match opts.isa {
             None => QuantKernels::detect(),
-            Some(isa) => QuantKernels::for_isa(isa).map_err(|e| EngineError::InvalidSetting(e.to_string()))?,
+            Some(isa) => {
+                QuantKernels::for_isa(isa).map_err(|e| EngineError::InvalidSetting(e.to_string()))?
+            }
         };
         let n_threads = if opts.n_threads == 0 { physical_cores() } else { opts.n_threads };
         Ok(Session {
@@ -131,7 +133,8 @@ impl<'m> Session<'m> {
         while start < tokens.len() {
             let end = (start + self.n_ubatch).min(tokens.len());
             let from = first.clamp(start, end) - start;
-            let rows = self.model.forward(&self.compute, &mut self.cache, &tokens[start..end], self.n_past, from);
+            let rows =
+                self.model.forward(&self.compute, &mut self.cache, &tokens[start..end], self.n_past, from);
             out.extend_from_slice(&rows);
             self.n_past += end - start;
             start = end;

@@ -167,7 +167,8 @@ fn worker_loop(shared: &Shared, index: usize) {
             let _lock = shared
                 .wake
                 .wait_while(lock, |_| {
-                    shared.generation.load(Ordering::Acquire) == seen && !shared.shutdown.load(Ordering::Acquire)
+                    shared.generation.load(Ordering::Acquire) == seen
+                        && !shared.shutdown.load(Ordering::Acquire)
                 })
                 .unwrap_or_else(|e| e.into_inner());
             spins = 0;
@@ -306,7 +307,9 @@ mod tests {
                 mask.fetch_or(1 << i, Ordering::Relaxed);
                 // Keep the caller busy long enough for the worker to wake and join.
                 let start = std::time::Instant::now();
-                while next.load(Ordering::Relaxed) == 0 && start.elapsed() < std::time::Duration::from_millis(200) {
+                while next.load(Ordering::Relaxed) == 0
+                    && start.elapsed() < std::time::Duration::from_millis(200)
+                {
                     if i == 1 {
                         next.store(1, Ordering::Relaxed);
                     }

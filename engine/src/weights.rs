@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use fovea_formats::dequant::dequantize_row;
-use fovea_formats::{Gguf, TensorInfo};
 use fovea_formats::GgmlType;
+use fovea_formats::{Gguf, TensorInfo};
 
 use crate::error::{EngineError, Result};
 
@@ -67,9 +67,10 @@ pub struct TensorLoader<'g, 'a> {
 
 impl<'g, 'a> TensorLoader<'g, 'a> {
     fn info(&self, name: &str) -> Result<&'g TensorInfo<'a>> {
-        self.gguf
-            .tensor(name)
-            .ok_or_else(|| EngineError::MissingTensor { path: self.path.to_path_buf(), name: name.to_string() })
+        self.gguf.tensor(name).ok_or_else(|| EngineError::MissingTensor {
+            path: self.path.to_path_buf(),
+            name: name.to_string(),
+        })
     }
 
     pub fn has(&self, name: &str) -> bool {

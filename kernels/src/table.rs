@@ -29,6 +29,11 @@ use crate::quant::reference;
 /// (bytes of `vec_dot_type(w)`).
 pub type VecDotFn = fn(n: usize, w_row: &[u8], act_row: &[u8]) -> f32;
 
+/// Dots of `out.len() / 4` contiguous weight rows (each `n` elements) with four activation rows
+/// `acts[t * act_stride..]`, t in 0..4: out (4, rows), out[t * rows + r]. Bit-identical to the
+/// [`VecDotFn`] of the same table; only types with a tiled kernel have one.
+pub type VecDot4Fn = fn(n: usize, w_rows: &[u8], acts: &[u8], act_stride: usize, out: &mut [f32]);
+
 /// One f32 row x (n,) -> bytes of an activation type (`partner.bytes_for(n)` of them).
 pub type QuantizeFn = fn(x: &[f32], out: &mut [u8]);
 
@@ -40,6 +45,21 @@ impl fmt::Display for UnsupportedType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "no quantized kernel for type {}", self.0)
     }
+}
+
+/// A [`VecDot4Fn`] over the typed `#[target_feature]` kernel `$kernel(n, &[$w], [&[$a]; 4])`;
+/// built only inside `x86_tables` (see `dot_entry!`).
+#[cfg(target_arch = "x86_64")]
+macro_rules! dot4_entry {
+    (unsafe $kernel:path, $w:ty, $a:ty) => {
+        (|n, w_rows, acts, stride, out| {
+            let x = as_blocks::<$w>(w_rows, n * (out.len() / 4));
+            let y: [Cow<'_, [$a]>; 4] = core::array::from_fn(|t| as_blocks::<$a>(&acts[t * stride..], n));
+            // SAFETY: this entry is only reachable through a table built after the CPU was
+            // checked for the kernel's target features (see `QuantKernels::for_isa`).
+            unsafe { $kernel(n, &x, [&y[0], &y[1], &y[2], &y[3]], out) };
+        }) as VecDot4Fn
+    };
 }
 
 /// A [`VecDotFn`] over the typed kernel `$kernel(n, &[$w], &[$a])`. With `unsafe`, the
@@ -112,7 +132,16 @@ pub struct QuantKernels {
     /// Whether the AVX-512 VNNI (`vpdpbusd`) variants were chosen (only with `Isa::Avx512`).
     pub vnni: bool,
     dots: DotTable,
+    /// Four-token tiles for prompt processing, by weight type (Q4_1, Q8_0); `None` elsewhere.
+    dots4: Dot4Table,
     quantizers: QuantizeTable,
+}
+
+/// The tiled kernels that exist; other types run as single-token dots.
+#[derive(Clone, Copy, Default)]
+struct Dot4Table {
+    q4_1: Option<VecDot4Fn>,
+    q8_0: Option<VecDot4Fn>,
 }
 
 impl fmt::Debug for QuantKernels {
@@ -154,6 +183,7 @@ impl QuantKernels {
         QuantKernels {
             isa: Isa::Scalar,
             vnni: false,
+            dots4: Dot4Table::default(),
             dots: DotTable {
                 q4_0: dot_entry!(reference::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
                 q4_1: dot_entry!(reference::vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1),
@@ -222,6 +252,15 @@ impl QuantKernels {
             GgmlType::F32 => d.f32,
             GgmlType::Q8_1 | GgmlType::Q8K => return Err(UnsupportedType(w)),
         })
+    }
+
+    /// The four-token tile kernel for weight type `w`, when this ISA has one.
+    pub fn vec_dot4_fn(&self, w: GgmlType) -> Option<VecDot4Fn> {
+        match w {
+            GgmlType::Q4_1 => self.dots4.q4_1,
+            GgmlType::Q8_0 => self.dots4.q8_0,
+            _ => None,
+        }
     }
 
     /// The quantizer producing activation type `partner` (a `vec_dot_type`).
@@ -322,6 +361,10 @@ mod x86_tables {
         QuantKernels {
             isa: Isa::Avx2,
             vnni: false,
+            dots4: Dot4Table {
+                q4_1: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q4_1_q8_1, BlockQ4_1, BlockQ8_1)),
+                q8_0: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q8_0_q8_0, BlockQ8_0, BlockQ8_0)),
+            },
             dots: DotTable {
                 q4_0: dot_entry!(unsafe avx2::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
                 q4_1: dot_entry!(unsafe avx2::vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1),
@@ -360,6 +403,7 @@ mod x86_tables {
                 ..base.dots
             }
         };
-        QuantKernels { isa: Isa::Avx512, vnni, dots, ..base }
+        // The tiles mirror the AVX2 single-row kernels bit for bit, not these.
+        QuantKernels { isa: Isa::Avx512, vnni, dots, dots4: Dot4Table::default(), ..base }
     }
 }

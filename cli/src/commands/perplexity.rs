@@ -20,7 +20,8 @@ pub struct Args {
 }
 
 pub fn main(mut a: Args) -> Result<()> {
-    let text = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let text =
+        std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     // The chunk size is the context size (llama-perplexity's -c); default 512 as there.
     let n_ctx = *a.compute.ctx.get_or_insert(512);
     if a.chunks == Some(0) {

@@ -83,10 +83,11 @@ pub fn main(a: Args) -> Result<()> {
         );
     }
     let mut stdout = std::io::stdout().lock();
-    let stats = generate(&mut session, &prompt, &GenerateOptions { max_tokens: a.n_predict, sampler }, |text| {
-        // A closed pipe (`| head`) ends generation quietly.
-        stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
-    })?;
+    let stats =
+        generate(&mut session, &prompt, &GenerateOptions { max_tokens: a.n_predict, sampler }, |text| {
+            // A closed pipe (`| head`) ends generation quietly.
+            stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
+        })?;
     let _ = writeln!(stdout);
     if stats.stop == StopReason::ContextFull {
         eprintln!("note: stopped because the context ({} tokens) is full", session.n_ctx());
