@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{inspect, logits, perplexity, run, tokenize};
+use crate::commands::{bench, inspect, logits, perplexity, run, tokenize};
 
 #[derive(Parser)]
 #[command(name = "fovea", version, about = "Fovea: fast local LLM inference from GGUF files")]
@@ -28,6 +28,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Measure perplexity on a text file (llama-perplexity's method).
     Perplexity(perplexity::Args),
+    /// Measure prompt-processing and generation speed (llama-bench style).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Logits(a) => logits::main(a),
         Command::Inspect(a) => inspect::main(a),
         Command::Perplexity(a) => perplexity::main(a),
+        Command::Bench(a) => bench::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
