@@ -1,8 +1,13 @@
 //! Causal self-attention over the KV cache, parallel over (token, head) pairs.
+//!
+//! The arithmetic follows llama.cpp's CPU graph (F32 KV cache, no flash attention), through
+//! `compute.ops`: scores q·k in `ggml_vec_dot_f32`'s order times kq_scale, ggml's softmax, and
+//! the value sum in the order llama.cpp uses for this batch size ([`ValueOrder::for_batch`]:
+//! tinyBLAS for 2+ tokens, `ggml_vec_dot_f32` for one).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fovea_kernels::ops::{axpy, dot_f32, softmax_in_place};
+use fovea_kernels::ops::ValueOrder;
 
 use crate::kv_cache::KvCache;
 use crate::matmul::Compute;
@@ -24,12 +29,14 @@ pub fn attention(
     n: usize,
     out: &mut [f32],
 ) {
+    let ops = compute.ops;
     let scale = 1.0 / (hd as f32).sqrt();
+    let order = ValueOrder::for_batch(n);
     let next = AtomicUsize::new(0);
     let out = SharedMut::new(out);
     let n_items = n * n_head;
     compute.pool.run(&|_| {
-        let mut scores = vec![0.0f32; pos0 + n];
+        let mut scores = vec![0.0f32; pos0 + n]; // (n_kv,) of the current item
         loop {
             let item = next.fetch_add(1, Ordering::Relaxed);
             if item >= n_items {
@@ -40,16 +47,11 @@ pub fn attention(
             let (keys, values) = cache.head(layer, h / group, n_kv);
             let qh = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
             let s = &mut scores[..n_kv];
-            for (j, sj) in s.iter_mut().enumerate() {
-                *sj = dot_f32(qh, &keys[j * hd..(j + 1) * hd]) * scale;
-            }
-            softmax_in_place(s);
+            ops.attn_scores(qh, keys, scale, s);
+            ops.softmax(s);
             // SAFETY: item (t, h) owns its head's output slice alone.
             let o = unsafe { out.range((t * n_head + h) * hdv, hdv) };
-            o.fill(0.0);
-            for (j, &w) in s.iter().enumerate() {
-                axpy(w, &values[j * hdv..(j + 1) * hdv], o);
-            }
+            ops.attn_values(s, values, order, o);
         }
     });
 }

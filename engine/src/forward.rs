@@ -3,7 +3,7 @@
 //! The whole batch goes through each layer together, so each weight matrix is streamed once per
 //! batch rather than once per token.
 
-use fovea_kernels::ops::{axpy, rms_norm, silu_mul_in_place};
+use fovea_kernels::ops::{axpy, rms_norm};
 
 use crate::attention::attention;
 use crate::kv_cache::KvCache;
@@ -84,7 +84,9 @@ impl Model {
             }
             compute.matmul(file, &layer.w_gate, &xn, n, &mut gate);
             compute.matmul(file, &layer.w_up, &xn, n, &mut up);
-            silu_mul_in_place(&mut gate, &up);
+            for (g, u) in gate.chunks_exact_mut(c.n_ff).zip(up.chunks_exact(c.n_ff)) {
+                compute.ops.swiglu(g, u); // per row: ggml's last partial group of 16 is per row
+            }
             compute.matmul(file, &layer.w_down, &gate, n, &mut proj);
             axpy(1.0, &proj, &mut x);
         }

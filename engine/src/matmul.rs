@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fovea_kernels::ops::dot_f32;
+use fovea_kernels::ops::{dot_f32, OpKernels};
 use fovea_kernels::quant::vec_dot_type;
 use fovea_kernels::table::QuantKernels;
 
@@ -20,12 +20,14 @@ const ROW_TILE: usize = 16;
 /// The compute resources of one session: the kernel table chosen at start-up and the worker pool.
 pub struct Compute {
     pub kernels: QuantKernels,
+    /// Float kernels (attention, softmax, SwiGLU); every ISA gives the same bits, so the best runs.
+    pub ops: OpKernels,
     pub pool: ThreadPool,
 }
 
 impl Compute {
     pub fn new(kernels: QuantKernels, n_threads: usize) -> Compute {
-        Compute { kernels, pool: ThreadPool::new(n_threads) }
+        Compute { kernels, ops: OpKernels::detect(), pool: ThreadPool::new(n_threads) }
     }
 
     /// out (n_tok, w.rows) = x (n_tok, w.cols) · Wᵀ; `file` is the mapped model.

@@ -13,6 +13,9 @@ use crate::threadpool::physical_cores;
 /// (128K) would take gigabytes of KV cache that a short chat never uses.
 pub const DEFAULT_MAX_CTX: usize = 4096;
 
+/// ggml's `GGML_MAX_N_THREADS`: more workers never help, and thousands may not even be spawnable.
+pub const MAX_THREADS: usize = 512;
+
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     /// Context length in tokens; 0 = min(trained context, DEFAULT_MAX_CTX).
@@ -58,6 +61,16 @@ impl<'m> Session<'m> {
         if opts.n_ubatch == 0 {
             return Err(EngineError::InvalidSetting("micro-batch size must be at least 1".into()));
         }
+        // The whole KV cache is allocated up front: ask first, so an impossible context size is an
+        // error rather than an allocation-failure abort (an unused reservation touches no pages).
+        let kv_floats = [c.n_layer, c.n_head_kv, n_ctx, c.head_dim + c.head_dim_v]
+            .into_iter()
+            .try_fold(1usize, usize::checked_mul);
+        if kv_floats.is_none_or(|n| Vec::<f32>::new().try_reserve_exact(n).is_err()) {
+            return Err(EngineError::InvalidSetting(format!(
+                "a context of {n_ctx} tokens needs more KV-cache memory than this machine can allocate"
+            )));
+        }
         let kernels = match opts.isa {
             None => QuantKernels::detect(),
             Some(isa) => {
@@ -65,6 +78,11 @@ impl<'m> Session<'m> {
             }
         };
         let n_threads = if opts.n_threads == 0 { physical_cores() } else { opts.n_threads };
+        if n_threads > MAX_THREADS {
+            return Err(EngineError::InvalidSetting(format!(
+                "{n_threads} threads requested; at most {MAX_THREADS} are supported"
+            )));
+        }
         Ok(Session {
             model,
             compute: Compute::new(kernels, n_threads),

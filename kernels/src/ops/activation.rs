@@ -1,33 +1,84 @@
-//! Activation functions of the feed-forward block.
+//! Gated activations of the feed-forward block, with llama.cpp's arithmetic.
+//!
+//! SwiGLU (`ggml_vec_swiglu_f32`, x86 AVX-512 build): groups of 16 compute
+//! silu(x) = x / (1 + exp(0 - x)) with ggml's polynomial exp ([`exp_poly`]); the elements past
+//! the last whole group use the C library's `expf` (here `libm::expf`).
+//! GeGLU: ggml looks GELU up in a table indexed by x rounded to f16, holding f16 values, for
+//! -10 < x < 10; we compute the same entry directly.
 
-/// SiLU (swish): x * sigmoid(x), written as ggml writes it.
+use half::f16;
+
+use super::expf::exp_poly;
+use super::reduce::LANES;
+
+/// SiLU (swish): x * sigmoid(x), written as ggml's scalar `ggml_silu_f32`.
 #[inline]
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + libm::expf(-x))
 }
 
-/// gate (n,) <- silu(gate) * up: the SwiGLU of llama-family FFNs.
-pub fn silu_mul_in_place(gate: &mut [f32], up: &[f32]) {
+/// One lane of ggml's vector SiLU.
+#[inline]
+pub fn silu_poly(x: f32) -> f32 {
+    x / (1.0 + exp_poly(0.0 - x))
+}
+
+/// gate (n,) <- silu(gate) * up for ONE row (n = n_ff): the SwiGLU of llama-family FFNs.
+/// Rows must be passed one at a time because the last partial group of 16 of each row takes
+/// the scalar path.
+pub fn swiglu_row(gate: &mut [f32], up: &[f32]) {
     debug_assert_eq!(gate.len(), up.len());
+    let whole = gate.len() / LANES * LANES;
+    let (g_vec, g_tail) = gate.split_at_mut(whole);
+    for (g, u) in g_vec.iter_mut().zip(up) {
+        *g = silu_poly(*g) * u;
+    }
+    swiglu_tail(g_tail, &up[whole..]);
+}
+
+/// The part of a SwiGLU row past its last whole group of 16: ggml's scalar form.
+#[inline]
+pub(crate) fn swiglu_tail(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
         *g = silu(*g) * u;
     }
 }
 
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-const GELU_COEF_A: f32 = 0.044715;
-
-/// GELU, tanh approximation (the form GGUF models with `gelu` use).
-#[inline]
-pub fn gelu_tanh(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)))
+/// Alias kept for callers of the old name: one row of SwiGLU.
+pub fn silu_mul_in_place(gate: &mut [f32], up: &[f32]) {
+    swiglu_row(gate, up);
 }
 
-/// gate (n,) <- gelu(gate) * up: GeGLU.
-pub fn gelu_tanh_in_place(gate: &mut [f32], up: &[f32]) {
+/// sqrt(2/pi) and the cubic coefficient, as the f32 constants ggml rounds them to.
+const SQRT_2_OVER_PI: f32 = f32::from_bits(0x3f4c_422a);
+const GELU_COEF_A: f32 = f32::from_bits(0x3d37_2713);
+
+/// GELU, tanh approximation, in f32 (ggml's `ggml_gelu_f32`; gcc fuses the `1 + a*x*x`).
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    let inner = libm::fmaf(GELU_COEF_A * x, x, 1.0);
+    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * inner))
+}
+
+/// GELU as ggml evaluates it on the CPU: 0 below -10, identity above 10, and in between the
+/// f16 table entry gelu(f16(x)) rounded to f16.
+#[inline]
+pub fn gelu_f16_table(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let h = f16::from_f32(x).to_f32();
+        f16::from_f32(gelu_tanh(h)).to_f32()
+    }
+}
+
+/// gate (n,) <- gelu(gate) * up: GeGLU (Gemma), any number of rows.
+pub fn geglu_in_place(gate: &mut [f32], up: &[f32]) {
     debug_assert_eq!(gate.len(), up.len());
     for (g, u) in gate.iter_mut().zip(up) {
-        *g = gelu_tanh(*g) * u;
+        *g = if *g <= -10.0 { 0.0 } else { gelu_f16_table(*g) * u };
     }
 }
 
@@ -40,8 +91,27 @@ mod tests {
         assert_eq!(silu(0.0), 0.0);
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
         assert!((silu(-20.0)).abs() < 1e-7);
+        assert!((silu_poly(1.0) - 0.731_058_6).abs() < 2e-7);
+        assert_eq!(silu_poly(-200.0), -0.0);
+        assert_eq!(silu_poly(200.0), 200.0);
         assert_eq!(gelu_tanh(0.0), 0.0);
         assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
         assert!((gelu_tanh(-10.0)).abs() < 1e-6);
+        // The f16 table keeps 11 significant bits.
+        assert!((gelu_f16_table(1.0) - 0.841_192).abs() < 1e-3);
+        assert_eq!(gelu_f16_table(-12.0), 0.0);
+        assert_eq!(gelu_f16_table(12.5), 12.5);
+    }
+
+    #[test]
+    fn swiglu_row_uses_the_polynomial_on_whole_groups_only() {
+        let x: [f32; 17] = core::array::from_fn(|i| i as f32 * 0.37 - 3.0);
+        let up = [2.0f32; 17];
+        let mut g = x;
+        swiglu_row(&mut g, &up);
+        for i in 0..16 {
+            assert_eq!(g[i], silu_poly(x[i]) * 2.0);
+        }
+        assert_eq!(g[16], silu(x[16]) * 2.0);
     }
 }

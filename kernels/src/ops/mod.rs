@@ -1,14 +1,30 @@
-//! Float ops of a transformer layer, scalar reference versions. Plain loops; the optimizer
-//! vectorizes the simple ones, and `ops_simd` (per ISA) takes over the hot ones.
+//! Float ops of a transformer layer. The functions here are the scalar references, written to
+//! reproduce llama.cpp's CPU arithmetic (x86 AVX-512 build) operation for operation; the SIMD
+//! versions in `x86` compute the same operations in the same order, so they agree to the bit.
+//! [`OpKernels`] picks one set once per process.
 
 mod activation;
+mod attention;
 mod dot;
+mod expf;
+mod reduce;
 mod rmsnorm;
 mod rope;
+mod sincosf;
 mod softmax;
+mod table;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
-pub use activation::{gelu_tanh, gelu_tanh_in_place, silu, silu_mul_in_place};
-pub use dot::{axpy, dot_f32, scale_in_place};
+pub use activation::{
+    geglu_in_place, gelu_f16_table, gelu_tanh, silu, silu_mul_in_place, silu_poly, swiglu_row,
+};
+pub use attention::{attn_scores, attn_values, ValueOrder};
+pub use dot::{axpy, dot_f32, dot_f32_4x16, scale_in_place, DOT_STEP};
+pub use expf::exp_poly;
+pub use reduce::{hsum16, LANES};
 pub use rmsnorm::{rms_norm, rms_norm_in_place};
 pub use rope::{RopeLayout, RopeTable};
+pub use sincosf::{cosf, sinf};
 pub use softmax::softmax_in_place;
+pub use table::OpKernels;

@@ -12,7 +12,8 @@ pub enum RopeLayout {
 }
 
 /// Frequencies of one RoPE configuration. Angles are computed the way ggml does: start at the
-/// position and multiply by `base^(-2/n_rot)` once per pair, in f32, so our angles round the same.
+/// position and multiply by `base^(-2/n_rot)` once per pair, in f32, so our angles round the same;
+/// their cos/sin are glibc's (`ops::sincosf`), as in llama.cpp on Linux.
 #[derive(Clone, Debug)]
 pub struct RopeTable {
     n_rot: usize,
@@ -27,7 +28,10 @@ impl RopeTable {
     /// `n_rot` rotated dims per head (even), `base` the frequency base (rope_theta),
     /// `freq_scale` = 1 / linear scaling factor.
     pub fn new(n_rot: usize, base: f32, freq_scale: f32, layout: RopeLayout) -> Self {
-        let theta_scale = libm::powf(base, -2.0 / n_rot as f32);
+        // glibc's powf (what ggml calls) is correctly rounded here; libm's f32 powf is off by an
+        // ulp for some common bases (10000 with n_rot 128), which would shift every angle.
+        // The f64 power rounded once to f32 matches glibc.
+        let theta_scale = libm::pow(base as f64, (-2.0 / n_rot as f32) as f64) as f32;
         RopeTable { n_rot, theta_scale, freq_scale, layout, freq_factors: None }
     }
 
@@ -49,14 +53,14 @@ impl RopeTable {
         for i in 0..half {
             let ff = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
             let t = self.freq_scale * (theta / ff);
-            cos[i] = libm::cosf(t);
-            sin[i] = libm::sinf(t);
+            cos[i] = super::sincosf::cosf(t);
+            sin[i] = super::sincosf::sinf(t);
             theta *= self.theta_scale;
         }
     }
 
     /// Rotate one head vector x (head_dim,) in place with precomputed angles; dims past n_rot
-    /// are left as they are (partial rotary).
+    /// are left as they are (partial rotary). Same operations as ggml's CPU RoPE.
     pub fn rotate(&self, x: &mut [f32], cos: &[f32], sin: &[f32]) {
         let half = self.n_rot / 2;
         for i in 0..half {
@@ -65,8 +69,10 @@ impl RopeTable {
                 RopeLayout::NeoX => (i, i + half),
             };
             let (x0, x1) = (x[a], x[b]);
-            x[a] = x0 * cos[i] - x1 * sin[i];
-            x[b] = x0 * sin[i] + x1 * cos[i];
+            // gcc (-ffp-contract=fast) fuses the first product of each line in ggml's
+            // `rotate_pairs`; the second is rounded on its own.
+            x[a] = libm::fmaf(x0, cos[i], -(x1 * sin[i]));
+            x[b] = libm::fmaf(x0, sin[i], x1 * cos[i]);
         }
     }
 }

@@ -8,15 +8,25 @@ use core::arch::x86_64::*;
 
 use fovea_formats::blocks::{BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
 
-use super::common::{dot_u8_i8, f16_pair, hsum_f32x8, load_i8x32, nibbles_u8x32, scale_product};
+use alloc::vec;
+
+use super::common::{dot_u8_i8, f16_pair, f16_to_f32, hsum_f32x8, load_i8x32, nibbles_u8x32, scale_product};
 
 /// Rows x (nr, n) against four tokens y[t] (n,): out (4, nr), out[t * nr + r] = dot(x[r], y[t]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot4_rows_q4_1_q8_1(n: usize, x: &[BlockQ4_1], y: [&[BlockQ8_1]; 4], out: &mut [f32]) {
     let nb = n / QK;
     let nr = out.len() / 4;
+    // The tokens' (d, s) as f32, converted once for all rows: sy (nb, 4 tokens, 2).
+    let mut sy = vec![0.0f32; nb * 8];
+    for (b, pairs) in sy.chunks_exact_mut(8).enumerate() {
+        for t in 0..4 {
+            pairs[2 * t] = f16_to_f32(y[t][b].d);
+            pairs[2 * t + 1] = f16_to_f32(y[t][b].s);
+        }
+    }
     for r in 0..nr {
-        let quad = vec_dot4_q4_1_q8_1(n, &x[r * nb..(r + 1) * nb], y);
+        let quad = vec_dot4_q4_1_q8_1(n, &x[r * nb..(r + 1) * nb], y, &sy);
         for (t, v) in quad.into_iter().enumerate() {
             out[t * nr + r] = v;
         }
@@ -36,20 +46,23 @@ pub unsafe fn vec_dot4_rows_q8_0_q8_0(n: usize, x: &[BlockQ8_0], y: [&[BlockQ8_0
     }
 }
 
-/// out[t] = dot(x (n,), y[t] (n,)) for t in 0..4; the per-token math of `vec_dot_q4_1_q8_1`.
+/// out[t] = dot(x (n,), y[t] (n,)) for t in 0..4; the per-token math of `vec_dot_q4_1_q8_1`
+/// (the scale products are the same f32 products, only loaded pre-converted from `sy`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn vec_dot4_q4_1_q8_1(n: usize, x: &[BlockQ4_1], y: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+fn vec_dot4_q4_1_q8_1(n: usize, x: &[BlockQ4_1], y: [&[BlockQ8_1]; 4], sy: &[f32]) -> [f32; 4] {
     let nb = n / QK;
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut mins = [_mm_setzero_ps(); 4];
     for (b, bx) in x[..nb].iter().enumerate() {
         let qx = nibbles_u8x32(&bx.qs);
         let dm = f16_pair(bx.d, bx.m);
+        let pairs = &sy[b * 8..b * 8 + 8];
         for t in 0..4 {
-            let by = &y[t][b];
-            let sumi = dot_u8_i8(qx, load_i8x32(&by.qs));
-            let scales = _mm_mul_ps(dm, f16_pair(by.d, by.s));
+            let sumi = dot_u8_i8(qx, load_i8x32(&y[t][b].qs));
+            // SAFETY: pairs[2t..2t+2] is in bounds (8 floats per block); an unaligned 8-byte load.
+            let ds = _mm_castpd_ps(unsafe { _mm_load_sd(pairs[2 * t..].as_ptr().cast()) });
+            let scales = _mm_mul_ps(dm, ds);
             acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(sumi), acc[t]);
             mins[t] = _mm_add_ps(mins[t], scales);
         }

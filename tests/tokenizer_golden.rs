@@ -1,61 +1,34 @@
-//! Tokenizers against llama.cpp's own output on the real models (/work/shared/golden).
+//! Tokenizers against llama.cpp's own output on the real models (../shared/golden).
 //!
-//! Each model's vocabulary is read from its GGUF file: SmolLM2 from `FOVEA_TEST_SMOLLM2` (default
-//! /tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf), Gemma 3 from `FOVEA_TEST_GEMMA3` (default
-//! /tmp/models/gemma3-270m-Q4_K_M.gguf). A missing model file skips that model with a notice.
+//! Each model's vocabulary is read from its GGUF file, fetched into the model cache on first use
+//! exactly as a user gets it (`smollm2-135m`, `gemma3-270m`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use fovea_engine::tokenizer::{Tokenizer, VocabData};
+use fovea_engine::Model;
 use fovea_formats::MappedGguf;
 use serde_json::Value;
 
-const GOLDEN_DIR: &str = "/work/shared/golden";
-
 struct GoldenModel {
     name: &'static str,
-    env: &'static str,
-    default_path: &'static str,
+    /// The known short name the model cache resolves.
+    short_name: &'static str,
     golden: &'static str,
 }
 
 /// Adding a model is one line here.
 const MODELS: &[GoldenModel] = &[
-    GoldenModel {
-        name: "SmolLM2",
-        env: "FOVEA_TEST_SMOLLM2",
-        default_path: "/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf",
-        golden: "smollm2.json",
-    },
-    GoldenModel {
-        name: "Gemma 3",
-        env: "FOVEA_TEST_GEMMA3",
-        default_path: "/tmp/models/gemma3-270m-Q4_K_M.gguf",
-        golden: "gemma3.json",
-    },
+    GoldenModel { name: "SmolLM2", short_name: "smollm2-135m", golden: "smollm2.json" },
+    GoldenModel { name: "Gemma 3", short_name: "gemma3-270m", golden: "gemma3.json" },
 ];
 
-fn model_path(m: &GoldenModel) -> PathBuf {
-    std::env::var_os(m.env).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(m.default_path))
-}
-
-/// The tokenizer and golden JSON of `m`, or `None` (with a notice) when the model file is absent.
+/// The tokenizer and golden JSON of `m`.
 fn load(m: &GoldenModel) -> Option<(Tokenizer, Value)> {
-    let path = model_path(m);
-    if !path.exists() {
-        eprintln!("SKIP {}: model file {} not found (set {})", m.name, path.display(), m.env);
-        return None;
-    }
-    let tokenizer = load_tokenizer(&path);
-    let golden = std::fs::read_to_string(Path::new(GOLDEN_DIR).join(m.golden)).expect("golden json");
-    Some((tokenizer, serde_json::from_str(&golden).expect("golden json parses")))
-}
-
-fn load_tokenizer(path: &Path) -> Tokenizer {
-    let mapped = MappedGguf::open(path).expect("open gguf");
-    let gguf = mapped.gguf().expect("parse gguf");
-    Tokenizer::new(VocabData::from_gguf(&gguf).expect("vocab metadata")).expect("tokenizer")
+    let path = fovea_suite::model_path(m.short_name);
+    let tokenizer = Model::load_tokenizer(&path).unwrap_or_else(|e| panic!("{}: {e}", m.name));
+    Some((tokenizer, fovea_suite::golden(m.golden)))
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -176,8 +149,7 @@ fn special_tokens_of_smollm2() {
 fn pride_and_prejudice_token_count_and_speed() {
     let Some((tok, golden)) = load(&MODELS[0]) else { return };
     let ppl = &golden["perplexity"];
-    let path = Path::new(GOLDEN_DIR).join("text/pride_and_prejudice_ch01-15.txt");
-    let text = std::fs::read_to_string(&path).expect("perplexity text");
+    let text = fovea_suite::golden_text();
     let start = Instant::now();
     let ids = tok.encode(&text, true, false);
     let elapsed = start.elapsed();

@@ -1,0 +1,158 @@
+//! The float-op table: one function pointer per op, chosen once for an [`Isa`].
+//!
+//! Every entry of every table computes the reference's operations in the reference's order,
+//! so the choice changes speed, never results. RMSNorm and GeGLU have no SIMD versions:
+//! ggml sums squares sequentially in f64 (a chain no vector order reproduces) and evaluates
+//! GELU through an f16 table lookup, so the scalar code is what llama.cpp runs too.
+
+use core::fmt;
+
+use super::attention::ValueOrder;
+use crate::isa::{Isa, UnsupportedIsa};
+
+/// scores (n,) = keys (n, hd) · q (hd,) * scale.
+pub type AttnScoresFn = fn(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]);
+/// out (hdv,) = Σ_j w[j] * values[j], values (n, hdv), w (n,).
+pub type AttnValuesFn = fn(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]);
+/// x (n,) <- softmax(x), one attention row.
+pub type SoftmaxFn = fn(x: &mut [f32]);
+/// gate (n,) <- act(gate) * up, one FFN row.
+pub type GatedFn = fn(gate: &mut [f32], up: &[f32]);
+/// out (n,) = rmsnorm(x (n,)) * w (n,).
+pub type RmsNormFn = fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]);
+
+/// The float kernels for one ISA. Cheap to copy; build once with [`OpKernels::detect`].
+#[derive(Clone, Copy)]
+pub struct OpKernels {
+    isa: Isa,
+    attn_scores: AttnScoresFn,
+    attn_values: AttnValuesFn,
+    softmax: SoftmaxFn,
+    swiglu: GatedFn,
+    geglu: GatedFn,
+    rms_norm: RmsNormFn,
+}
+
+impl fmt::Debug for OpKernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpKernels").field("isa", &self.isa).finish()
+    }
+}
+
+/// Wraps a `#[target_feature]` kernel as a safe fn pointer. Only used inside `x86_tables`,
+/// whose builders run after `Isa::require` succeeded for the kernel's level.
+#[cfg(target_arch = "x86_64")]
+macro_rules! checked {
+    ($kernel:path, |$($arg:ident),*|) => {
+        |$($arg),*| {
+            // SAFETY: reachable only through a table built after the CPU was checked for the
+            // kernel's target features (`OpKernels::for_isa`).
+            unsafe { $kernel($($arg),*) }
+        }
+    };
+}
+
+impl OpKernels {
+    /// The table for the best ISA this CPU runs (all levels give identical results).
+    pub fn detect() -> OpKernels {
+        OpKernels::for_isa(Isa::detect()).unwrap_or_else(|_| OpKernels::scalar())
+    }
+
+    /// The table for `isa`, or an error when this CPU cannot run it.
+    pub fn for_isa(isa: Isa) -> Result<OpKernels, UnsupportedIsa> {
+        Ok(match isa.require()? {
+            Isa::Scalar => OpKernels::scalar(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86_tables::avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86_tables::avx512(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => return Err(UnsupportedIsa(isa)),
+        })
+    }
+
+    /// The portable reference table; always available.
+    pub fn scalar() -> OpKernels {
+        OpKernels {
+            isa: Isa::Scalar,
+            attn_scores: super::attn_scores,
+            attn_values: super::attn_values,
+            softmax: super::softmax_in_place,
+            swiglu: super::swiglu_row,
+            geglu: super::geglu_in_place,
+            rms_norm: super::rms_norm,
+        }
+    }
+
+    /// The level the table was built for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// scores (n,) = keys (n, hd) · q (hd,) * scale, each dot in ggml's `vec_dot_f32` order.
+    #[inline]
+    pub fn attn_scores(&self, q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
+        (self.attn_scores)(q, keys, scale, scores)
+    }
+
+    /// out (hdv,) = Σ_j w[j] * values[j] over values (n, hdv), summed in `order`.
+    #[inline]
+    pub fn attn_values(&self, w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
+        (self.attn_values)(w, values, order, out)
+    }
+
+    /// x (n,) <- softmax(x) of one attention row (-inf = masked).
+    #[inline]
+    pub fn softmax(&self, x: &mut [f32]) {
+        (self.softmax)(x)
+    }
+
+    /// gate (n,) <- silu(gate) * up, ONE row (the last partial group of 16 is per row).
+    #[inline]
+    pub fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
+        (self.swiglu)(gate, up)
+    }
+
+    /// gate (n,) <- gelu(gate) * up.
+    #[inline]
+    pub fn geglu(&self, gate: &mut [f32], up: &[f32]) {
+        (self.geglu)(gate, up)
+    }
+
+    /// out (n,) = x (n,) / rms(x) * w (n,).
+    #[inline]
+    pub fn rms_norm(&self, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+        (self.rms_norm)(x, w, eps, out)
+    }
+}
+
+/// Tables for the x86 levels.
+#[cfg(target_arch = "x86_64")]
+mod x86_tables {
+    use super::*;
+    use crate::ops::x86::{avx2, avx512};
+
+    /// Caller must have checked `Isa::Avx2.require()`.
+    pub(super) fn avx2() -> OpKernels {
+        OpKernels {
+            isa: Isa::Avx2,
+            attn_scores: checked!(avx2::attn_scores, |q, k, s, o|),
+            attn_values: checked!(avx2::attn_values, |w, v, order, o|),
+            softmax: checked!(avx2::softmax_in_place, |x|),
+            swiglu: checked!(avx2::swiglu_row, |g, u|),
+            ..OpKernels::scalar()
+        }
+    }
+
+    /// Caller must have checked `Isa::Avx512.require()`.
+    pub(super) fn avx512() -> OpKernels {
+        OpKernels {
+            isa: Isa::Avx512,
+            attn_scores: checked!(avx512::attn_scores, |q, k, s, o|),
+            attn_values: checked!(avx512::attn_values, |w, v, order, o|),
+            softmax: checked!(avx512::softmax_in_place, |x|),
+            swiglu: checked!(avx512::swiglu_row, |g, u|),
+            ..OpKernels::scalar()
+        }
+    }
+}

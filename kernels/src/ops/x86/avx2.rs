@@ -1,0 +1,239 @@
+//! Float ops with AVX2 + FMA. llama.cpp's reference arithmetic is its AVX-512 build, so each
+//! 16-lane ggml vector is carried as two 8-lane halves ([`V16`]), and AVX-512's `vscalefps`
+//! is replaced by two exact power-of-two multiplies that round the same way.
+
+use core::arch::x86_64::*;
+
+use crate::ops::attention::ValueOrder;
+use crate::ops::dot::DOT_STEP;
+use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
+use crate::ops::reduce::LANES;
+use crate::ops::softmax::{row_max, scale_by_inverse};
+
+/// One 16-lane ggml vector: lanes 0..8 and 8..16.
+#[derive(Clone, Copy)]
+struct V16 {
+    lo: __m256,
+    hi: __m256,
+}
+
+/// Lane-wise op on both halves.
+macro_rules! both {
+    ($f:ident, $a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        V16 { lo: $f(a.lo, b.lo), hi: $f(a.hi, b.hi) }
+    }};
+    ($f:ident, $a:expr, $b:expr, $c:expr) => {{
+        let (a, b, c) = ($a, $b, $c);
+        V16 { lo: $f(a.lo, b.lo, c.lo), hi: $f(a.hi, b.hi, c.hi) }
+    }};
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn splat(x: f32) -> V16 {
+    V16 { lo: _mm256_set1_ps(x), hi: _mm256_set1_ps(x) }
+}
+
+/// x[i..i + 16]; lanes past the end of x read `fill`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load16(x: &[f32], i: usize, fill: f32) -> V16 {
+    let rest = &x[i..];
+    let mut buf = [fill; LANES];
+    let src = if rest.len() >= LANES {
+        &rest[..LANES]
+    } else {
+        buf[..rest.len()].copy_from_slice(rest);
+        &buf[..]
+    };
+    // SAFETY: src holds 16 floats.
+    unsafe { V16 { lo: _mm256_loadu_ps(src.as_ptr()), hi: _mm256_loadu_ps(src.as_ptr().add(8)) } }
+}
+
+/// Stores the lanes of v that fall inside x[i..].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn store16(x: &mut [f32], i: usize, v: V16) {
+    let mut buf = [0.0f32; LANES];
+    // SAFETY: buf holds 16 floats.
+    unsafe {
+        _mm256_storeu_ps(buf.as_mut_ptr(), v.lo);
+        _mm256_storeu_ps(buf.as_mut_ptr().add(8), v.hi);
+    }
+    let rest = &mut x[i..];
+    let n = rest.len().min(LANES);
+    rest[..n].copy_from_slice(&buf[..n]);
+}
+
+/// Sum of the 16 lanes in `_mm512_reduce_add_ps`'s order (`ops::hsum16`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: V16) -> f32 {
+    let h = _mm256_add_ps(v.hi, v.lo);
+    let q = _mm_add_ps(_mm256_extractf128_ps::<1>(h), _mm256_castps256_ps128(h));
+    let t = _mm_add_ps(q, _mm_movehl_ps(q, q)); // lanes 0+2, 1+3
+    _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)))
+}
+
+/// hsum of 16 vectors lane by lane: out lane d = hsum over k of v[k] lane d.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_columns(v: &[V16; LANES]) -> V16 {
+    let h: [V16; 8] = core::array::from_fn(|i| both!(_mm256_add_ps, v[i + 8], v[i]));
+    let q: [V16; 4] = core::array::from_fn(|i| both!(_mm256_add_ps, h[i + 4], h[i]));
+    both!(_mm256_add_ps, both!(_mm256_add_ps, q[0], q[2]), both!(_mm256_add_ps, q[1], q[3]))
+}
+
+/// 2^k for whole k in -126..=127, built from the exponent bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pow2i(k: __m256i) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(k, _mm256_set1_epi32(127))))
+}
+
+/// `ops::exp_poly` on 8 lanes. j * 2^n is computed as (j * 2^(n>>1)) * 2^(n - (n>>1)): both
+/// factors are normal for |n| <= 192, the first product is exact, so the one rounding is
+/// the same as `vscalefps`'s.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn exp8(x: __m256) -> __m256 {
+    let c = _mm256_set1_ps;
+    let shift = c(SHIFT);
+    let z = _mm256_fmadd_ps(x, c(INV_LN2), shift);
+    let n = _mm256_sub_ps(z, shift);
+    let b = _mm256_fnmadd_ps(n, c(LN2_LO), _mm256_fnmadd_ps(n, c(LN2_HI), x));
+    let u = _mm256_mul_ps(b, b);
+    let p_hi = _mm256_fmadd_ps(_mm256_fmadd_ps(c(C5), b, c(C4)), u, _mm256_fmadd_ps(c(C3), b, c(C2)));
+    let j = _mm256_fmadd_ps(p_hi, u, _mm256_fmadd_ps(c(C1), b, c(1.0)));
+    let ni = _mm256_cvtps_epi32(n);
+    let n1 = _mm256_srai_epi32::<1>(ni);
+    let n2 = _mm256_sub_epi32(ni, n1);
+    let res = _mm256_mul_ps(_mm256_mul_ps(j, pow2i(n1)), pow2i(n2));
+    let abs_n = _mm256_andnot_ps(c(-0.0), n);
+    let out_of_range = _mm256_cmp_ps::<_CMP_GT_OQ>(abs_n, c(N_LIMIT));
+    if _mm256_movemask_ps(out_of_range) == 0 {
+        return res;
+    }
+    let non_positive = _mm256_cmp_ps::<_CMP_LE_OQ>(n, _mm256_setzero_ps());
+    let limit = _mm256_blendv_ps(c(f32::INFINITY), _mm256_setzero_ps(), non_positive);
+    _mm256_blendv_ps(res, limit, out_of_range)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn exp16(x: V16) -> V16 {
+    V16 { lo: exp8(x.lo), hi: exp8(x.hi) }
+}
+
+/// `ops::silu_poly` on 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn silu8(x: __m256) -> __m256 {
+    let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), e))
+}
+
+/// `ops::softmax_in_place`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn softmax_in_place(x: &mut [f32]) {
+    let Some(max) = row_max(x) else {
+        x.fill(0.0);
+        return;
+    };
+    let vmax = splat(max);
+    let mut sum = 0.0f64;
+    for i in (0..x.len()).step_by(LANES) {
+        let e = exp16(both!(_mm256_sub_ps, load16(x, i, f32::NEG_INFINITY), vmax));
+        store16(x, i, e);
+        sum += hsum(e) as f64;
+    }
+    scale_by_inverse(x, sum);
+}
+
+/// `ops::swiglu_row`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn swiglu_row(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let whole = n / LANES * LANES;
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= whole <= len of both slices.
+        unsafe {
+            let g = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let u = _mm256_loadu_ps(up.as_ptr().add(i));
+            _mm256_storeu_ps(gate.as_mut_ptr().add(i), _mm256_mul_ps(silu8(g), u));
+        }
+    }
+    crate::ops::activation::swiglu_tail(&mut gate[whole..n], &up[whole..n]);
+}
+
+/// `ops::attn_scores`: scores (n,) = keys (n, hd) · q (hd,) * scale.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
+    let hd = q.len();
+    let whole = hd / DOT_STEP * DOT_STEP;
+    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd.max(1))) {
+        let mut acc = [splat(0.0); 4];
+        for i in (0..whole).step_by(DOT_STEP) {
+            for (a, acc) in acc.iter_mut().enumerate() {
+                let at = i + a * LANES;
+                let (qv, kv) = (load16(q, at, 0.0), load16(k, at, 0.0));
+                *acc = both!(_mm256_fmadd_ps, qv, kv, *acc);
+            }
+        }
+        let folded =
+            both!(_mm256_add_ps, both!(_mm256_add_ps, acc[0], acc[2]), both!(_mm256_add_ps, acc[1], acc[3]));
+        let mut dot = hsum(folded);
+        for (a, b) in q[whole..].iter().zip(&k[whole..]) {
+            dot = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(*a), _mm_set_ss(*b), _mm_set_ss(dot)));
+        }
+        *s = dot * scale;
+    }
+}
+
+/// `ops::attn_values`: out (hdv,) = Σ_j w[j] values[j] over values (n, hdv), in `order`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn attn_values(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
+    let hdv = out.len();
+    let n = w.len().min(values.len() / hdv.max(1));
+    for d in (0..hdv).step_by(LANES) {
+        let row = |j: usize| load16(&values[j * hdv..(j + 1) * hdv], d, 0.0);
+        let fma = |v: V16, wj: f32, acc: V16| both!(_mm256_fmadd_ps, v, splat(wj), acc);
+        let column_sums = match order {
+            ValueOrder::Gemm => {
+                let mut acc = [splat(0.0); LANES];
+                for (j, wj) in w[..n].iter().enumerate() {
+                    acc[j % LANES] = fma(row(j), *wj, acc[j % LANES]);
+                }
+                hsum_columns(&acc)
+            }
+            ValueOrder::VecDot => {
+                let mut acc = [splat(0.0); DOT_STEP];
+                for (j, wj) in w[..n].iter().enumerate() {
+                    acc[j % DOT_STEP] = fma(row(j), *wj, acc[j % DOT_STEP]);
+                }
+                let folded: [V16; LANES] = core::array::from_fn(|l| {
+                    both!(
+                        _mm256_add_ps,
+                        both!(_mm256_add_ps, acc[l], acc[2 * LANES + l]),
+                        both!(_mm256_add_ps, acc[LANES + l], acc[3 * LANES + l])
+                    )
+                });
+                hsum_columns(&folded)
+            }
+        };
+        store16(out, d, column_sums);
+    }
+}

@@ -1,0 +1,228 @@
+//! Float ops with AVX-512 F: one ggml vector per register, as llama.cpp's x86 build runs them.
+
+use core::arch::x86_64::*;
+
+use crate::ops::attention::ValueOrder;
+use crate::ops::dot::DOT_STEP;
+use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
+use crate::ops::reduce::LANES;
+use crate::ops::softmax::{row_max, scale_by_inverse};
+
+/// Lanes `0..n` (n <= 16) as a load/store mask.
+#[inline]
+fn tail_mask(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+/// x[i..i + 16], masked to the `n - i` lanes that exist; missing lanes read `fill`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn load16(x: &[f32], i: usize, fill: __m512) -> __m512 {
+    let rest = x.len() - i;
+    if rest >= LANES {
+        // SAFETY: 16 floats at i..i + 16 are inside x.
+        unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) }
+    } else {
+        // SAFETY: the mask covers only lanes i..x.len() of x; masked lanes are not touched.
+        unsafe { _mm512_mask_loadu_ps(fill, tail_mask(rest), x.as_ptr().add(i)) }
+    }
+}
+
+/// Stores the lanes of v that fall inside x[i..].
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn store16(x: &mut [f32], i: usize, v: __m512) {
+    let rest = x.len() - i;
+    if rest >= LANES {
+        // SAFETY: 16 floats at i..i + 16 are inside x.
+        unsafe { _mm512_storeu_ps(x.as_mut_ptr().add(i), v) }
+    } else {
+        // SAFETY: the mask covers only lanes i..x.len() of x.
+        unsafe { _mm512_mask_storeu_ps(x.as_mut_ptr().add(i), tail_mask(rest), v) }
+    }
+}
+
+/// Sum of the 16 lanes in `_mm512_reduce_add_ps`'s order (`ops::hsum16`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn hsum(v: __m512) -> f32 {
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    let h = _mm256_add_ps(hi, _mm512_castps512_ps256(v));
+    let q = _mm_add_ps(_mm256_extractf128_ps::<1>(h), _mm256_castps256_ps128(h));
+    let t = _mm_add_ps(q, _mm_movehl_ps(q, q)); // lanes 0+2, 1+3
+    _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)))
+}
+
+/// hsum of 16 vectors at once, lane by lane: out lane d = hsum over k of v[k] lane d.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn hsum_columns(v: &[__m512; LANES]) -> __m512 {
+    let h: [__m512; 8] = core::array::from_fn(|i| _mm512_add_ps(v[i + 8], v[i]));
+    let q: [__m512; 4] = core::array::from_fn(|i| _mm512_add_ps(h[i + 4], h[i]));
+    _mm512_add_ps(_mm512_add_ps(q[0], q[2]), _mm512_add_ps(q[1], q[3]))
+}
+
+/// `ops::exp_poly` on 16 lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn exp16(x: __m512) -> __m512 {
+    let c = _mm512_set1_ps;
+    let shift = c(SHIFT);
+    let z = _mm512_fmadd_ps(x, c(INV_LN2), shift);
+    let n = _mm512_sub_ps(z, shift);
+    let b = _mm512_fnmadd_ps(n, c(LN2_LO), _mm512_fnmadd_ps(n, c(LN2_HI), x));
+    let u = _mm512_mul_ps(b, b);
+    let p_hi = _mm512_fmadd_ps(_mm512_fmadd_ps(c(C5), b, c(C4)), u, _mm512_fmadd_ps(c(C3), b, c(C2)));
+    let j = _mm512_fmadd_ps(p_hi, u, _mm512_fmadd_ps(c(C1), b, c(1.0)));
+    let res = _mm512_scalef_ps(j, n);
+    let out_of_range = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_abs_ps(n), c(N_LIMIT));
+    if out_of_range == 0 {
+        return res;
+    }
+    let zero = _mm512_setzero_ps();
+    let non_positive = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(n, zero);
+    let limit = _mm512_mask_blend_ps(non_positive, c(f32::INFINITY), zero);
+    _mm512_mask_blend_ps(out_of_range, res, limit)
+}
+
+/// `ops::silu_poly` on 16 lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn silu16(x: __m512) -> __m512 {
+    let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+}
+
+/// `ops::softmax_in_place`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub unsafe fn softmax_in_place(x: &mut [f32]) {
+    let Some(max) = row_max(x) else {
+        x.fill(0.0);
+        return;
+    };
+    let (neg_inf, vmax) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(max));
+    let mut sum = 0.0f64;
+    for i in (0..x.len()).step_by(LANES) {
+        // SAFETY (both): load16/store16 stay inside x; AVX-512 checked by the caller.
+        let e = exp16(_mm512_sub_ps(unsafe { load16(x, i, neg_inf) }, vmax));
+        unsafe { store16(x, i, e) };
+        sum += hsum(e) as f64;
+    }
+    scale_by_inverse(x, sum);
+}
+
+/// `ops::swiglu_row`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub unsafe fn swiglu_row(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let whole = n / LANES * LANES;
+    for i in (0..whole).step_by(LANES) {
+        // SAFETY: i + 16 <= whole <= len of both slices.
+        unsafe {
+            let g = _mm512_loadu_ps(gate.as_ptr().add(i));
+            let u = _mm512_loadu_ps(up.as_ptr().add(i));
+            _mm512_storeu_ps(gate.as_mut_ptr().add(i), _mm512_mul_ps(silu16(g), u));
+        }
+    }
+    crate::ops::activation::swiglu_tail(&mut gate[whole..n], &up[whole..n]);
+}
+
+/// `ops::attn_scores`: scores (n,) = keys (n, hd) · q (hd,) * scale, each dot in
+/// `ops::dot_f32_4x16`'s order.
+///
+/// # Safety
+/// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
+    let hd = q.len();
+    let whole = hd / DOT_STEP * DOT_STEP;
+    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd.max(1))) {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for i in (0..whole).step_by(DOT_STEP) {
+            for (a, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: i + 16a + 16 <= whole <= hd = len of q and k.
+                let (qv, kv) = unsafe {
+                    (
+                        _mm512_loadu_ps(q.as_ptr().add(i + a * LANES)),
+                        _mm512_loadu_ps(k.as_ptr().add(i + a * LANES)),
+                    )
+                };
+                *acc = _mm512_fmadd_ps(qv, kv, *acc);
+            }
+        }
+        let folded = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+        let mut dot = hsum(folded);
+        for (a, b) in q[whole..].iter().zip(&k[whole..]) {
+            dot = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(*a), _mm_set_ss(*b), _mm_set_ss(dot)));
+        }
+        *s = dot * scale;
+    }
+}
+
+/// `ops::attn_values`: out (hdv,) = Σ_j w[j] values[j] over values (n, hdv), in `order`.
+/// Works on 16 output columns at a time so each column's accumulators stay in registers.
+///
+/// # Safety
+/// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub unsafe fn attn_values(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
+    let hdv = out.len();
+    let n = w.len().min(values.len() / hdv.max(1));
+    let zero = _mm512_setzero_ps();
+    for d in (0..hdv).step_by(LANES) {
+        // values[j * hdv + d ..][..16], masked to the columns that exist.
+        // SAFETY: row j < n lies inside values, and load16 masks columns past hdv.
+        let row = |j: usize| unsafe { load16(&values[j * hdv..(j + 1) * hdv], d, zero) };
+        let whole = n / DOT_STEP * DOT_STEP;
+        let column_sums = match order {
+            ValueOrder::Gemm => {
+                // acc[l]: positions j with j % 16 == l; whole groups unrolled so the 16
+                // accumulators stay in registers.
+                let mut acc = [zero; LANES];
+                let groups = n / LANES * LANES;
+                for j0 in (0..groups).step_by(LANES) {
+                    for (l, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(row(j0 + l), _mm512_set1_ps(w[j0 + l]), *a);
+                    }
+                }
+                for (a, j) in acc.iter_mut().zip(groups..n) {
+                    *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
+                }
+                hsum_columns(&acc)
+            }
+            ValueOrder::VecDot => {
+                // acc[l]: positions j with j % 64 == l.
+                let mut acc = [zero; DOT_STEP];
+                for j0 in (0..whole).step_by(DOT_STEP) {
+                    for (l, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(row(j0 + l), _mm512_set1_ps(w[j0 + l]), *a);
+                    }
+                }
+                for (a, j) in acc.iter_mut().zip(whole..n) {
+                    *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
+                }
+                let folded: [__m512; LANES] = core::array::from_fn(|l| {
+                    _mm512_add_ps(
+                        _mm512_add_ps(acc[l], acc[2 * LANES + l]),
+                        _mm512_add_ps(acc[LANES + l], acc[3 * LANES + l]),
+                    )
+                });
+                hsum_columns(&folded)
+            }
+        };
+        // SAFETY: store16 writes only columns inside out.
+        unsafe { store16(out, d, column_sums) };
+    }
+}

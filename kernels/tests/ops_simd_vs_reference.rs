@@ -1,0 +1,205 @@
+//! Every SIMD float op against its scalar reference. The references reproduce llama.cpp's
+//! arithmetic operation for operation, and the SIMD versions perform the same operations in
+//! the same order, so the tolerance is zero: results must be equal (`==`, so -0 == +0; NaN
+//! positions must match). Sizes cover empty, single, odd tails and the 16/64-lane edges.
+
+use fovea_kernels::isa::Isa;
+use fovea_kernels::ops::{self, OpKernels, ValueOrder};
+
+/// Lengths around the 16-lane group and the 64-element dot step, and one long row.
+const LENGTHS: [usize; 10] = [0, 1, 7, 16, 17, 63, 64, 65, 200, 4097];
+
+/// xorshift64*: small, fixed-seed, good enough to cover bit patterns.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [-scale, scale).
+    fn uniform(&mut self, scale: f32) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+    }
+
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(scale)).collect()
+    }
+}
+
+/// The SIMD tables this CPU runs (the scalar table is the reference, not compared to itself).
+fn simd_tables() -> Vec<OpKernels> {
+    let tables: Vec<OpKernels> =
+        [Isa::Avx2, Isa::Avx512].into_iter().filter_map(|isa| OpKernels::for_isa(isa).ok()).collect();
+    if tables.is_empty() {
+        eprintln!("no SIMD level available on this CPU: nothing to compare");
+    }
+    tables
+}
+
+fn assert_same(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let same = g == w || (g.is_nan() && w.is_nan());
+        assert!(same, "{what}: element {i}: {g:e} vs reference {w:e}");
+    }
+}
+
+#[test]
+fn softmax_equals_reference() {
+    let mut rng = Rng(0x5eed_0001);
+    for ops_simd in simd_tables() {
+        for n in LENGTHS {
+            for scale in [1.0f32, 30.0, 1.0e4] {
+                let mut x = rng.vec(n, scale);
+                // Masked entries, as causal attention produces them.
+                for (i, v) in x.iter_mut().enumerate() {
+                    if i % 5 == 3 {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+                let mut want = x.clone();
+                ops::softmax_in_place(&mut want);
+                ops_simd.softmax(&mut x);
+                assert_same(&x, &want, &format!("{:?} softmax n={n} scale={scale}", ops_simd.isa()));
+            }
+            let mut masked = vec![f32::NEG_INFINITY; n];
+            ops_simd.softmax(&mut masked);
+            assert!(masked.iter().all(|v| *v == 0.0), "all-masked row gives zeros");
+            let (mut zeros, mut zeros_want) = (vec![0.0f32; n], vec![0.0f32; n]);
+            ops_simd.softmax(&mut zeros);
+            ops::softmax_in_place(&mut zeros_want);
+            assert_same(&zeros, &zeros_want, "uniform row");
+            assert!(zeros.iter().all(|v| (v * n as f32 - 1.0).abs() < 1e-6), "uniform row is 1/n");
+        }
+    }
+}
+
+#[test]
+fn swiglu_equals_reference() {
+    let mut rng = Rng(0x5eed_0002);
+    for ops_simd in simd_tables() {
+        for n in LENGTHS {
+            for scale in [1.0f32, 12.0, 150.0] {
+                let (gate, up) = (rng.vec(n, scale), rng.vec(n, 3.0));
+                let mut want = gate.clone();
+                ops::swiglu_row(&mut want, &up);
+                let mut got = gate.clone();
+                ops_simd.swiglu(&mut got, &up);
+                assert_same(&got, &want, &format!("{:?} swiglu n={n} scale={scale}", ops_simd.isa()));
+            }
+        }
+        // Edges: zeros, huge magnitudes (exp over/underflow), infinities.
+        let gate = [
+            0.0f32,
+            -0.0,
+            88.0,
+            -88.0,
+            104.0,
+            -104.0,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            0.5,
+            3.0,
+            -3.0,
+            20.0,
+            -20.0,
+            1e-30,
+            -1e-30,
+        ];
+        let up = [1.0f32; 16];
+        let mut want = gate;
+        ops::swiglu_row(&mut want, &up);
+        let mut got = gate;
+        ops_simd.swiglu(&mut got, &up);
+        assert_same(&got, &want, "swiglu edges");
+    }
+}
+
+#[test]
+fn exp_lanes_equal_reference_over_the_whole_range() {
+    // Each value x goes through a two-lane softmax [x, 0]: for x <= 0 the lanes hold exp(x)
+    // and exp(0). Covers subnormal results, the 2^n split of the AVX2 path and the
+    // flush-to-zero limit near -104.
+    for ops_simd in simd_tables() {
+        for i in 0..20_000 {
+            let x = -110.0 + i as f32 * 0.0055;
+            let mut row = [x, 0.0];
+            ops_simd.softmax(&mut row);
+            let mut reference = [x, 0.0];
+            ops::softmax_in_place(&mut reference);
+            assert_same(&row, &reference, &format!("{:?} exp lane x={x}", ops_simd.isa()));
+        }
+    }
+}
+
+#[test]
+fn attention_scores_equal_reference() {
+    let mut rng = Rng(0x5eed_0003);
+    for ops_simd in simd_tables() {
+        for hd in [1usize, 7, 16, 63, 64, 65, 128, 200] {
+            for n in [0usize, 1, 5, 33] {
+                let q = rng.vec(hd, 2.0);
+                let keys = rng.vec(n * hd, 2.0);
+                let mut want = vec![0.0f32; n];
+                ops::attn_scores(&q, &keys, 0.125, &mut want);
+                let mut got = vec![0.0f32; n];
+                ops_simd.attn_scores(&q, &keys, 0.125, &mut got);
+                assert_same(&got, &want, &format!("{:?} scores hd={hd} n={n}", ops_simd.isa()));
+            }
+        }
+        let big = vec![1.0e18f32; 64];
+        let (mut want, mut got) = ([0.0f32; 1], [0.0f32; 1]);
+        ops::attn_scores(&big, &big, 1.0, &mut want);
+        ops_simd.attn_scores(&big, &big, 1.0, &mut got);
+        assert_same(&got, &want, "scores overflowing to inf");
+    }
+}
+
+#[test]
+fn attention_values_equal_reference_in_both_orders() {
+    let mut rng = Rng(0x5eed_0004);
+    for ops_simd in simd_tables() {
+        for hdv in [1usize, 7, 16, 17, 64, 65] {
+            for n in LENGTHS {
+                let mut w = rng.vec(n, 1.0);
+                w.iter_mut().for_each(|v| *v = v.abs());
+                ops::softmax_in_place(&mut w);
+                let values = rng.vec(n * hdv, 4.0);
+                for order in [ValueOrder::Gemm, ValueOrder::VecDot] {
+                    let mut want = vec![0.0f32; hdv];
+                    ops::attn_values(&w, &values, order, &mut want);
+                    let mut got = vec![f32::NAN; hdv];
+                    ops_simd.attn_values(&w, &values, order, &mut got);
+                    let what = format!("{:?} values {order:?} hdv={hdv} n={n}", ops_simd.isa());
+                    assert_same(&got, &want, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_table_agrees_on_the_ops_without_simd_versions() {
+    let mut rng = Rng(0x5eed_0005);
+    let x = rng.vec(577, 3.0);
+    let w = rng.vec(577, 1.0);
+    let mut want = vec![0.0f32; 577];
+    ops::rms_norm(&x, &w, 1e-5, &mut want);
+    let gate = rng.vec(577, 12.0);
+    let up = rng.vec(577, 2.0);
+    let mut geglu_want = gate.clone();
+    ops::geglu_in_place(&mut geglu_want, &up);
+    for table in simd_tables().into_iter().chain([OpKernels::scalar()]) {
+        let mut got = vec![0.0f32; 577];
+        table.rms_norm(&x, &w, 1e-5, &mut got);
+        assert_same(&got, &want, "rms_norm");
+        let mut g = gate.clone();
+        table.geglu(&mut g, &up);
+        assert_same(&g, &geglu_want, "geglu");
+    }
+}
