@@ -6,7 +6,7 @@ use fovea_formats::{FormatError, GgmlType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{0}")]
+    #[error(transparent)]
     File(#[from] fovea_formats::mmap::GgufFileError),
     #[error("{path}: {source}")]
     Format { path: PathBuf, source: FormatError },

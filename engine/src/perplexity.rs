@@ -48,7 +48,8 @@ pub fn perplexity(
         )));
     }
     let available = tokens.len() / n_ctx;
-    if available == 0 {
+    // llama-perplexity's own requirement: at least two chunks' worth of tokens.
+    if tokens.len() < 2 * n_ctx {
         return Err(EngineError::InvalidSetting(format!(
             "the text has {} tokens; perplexity needs at least 2 * n_ctx = {} (use a smaller context)",
             tokens.len(),

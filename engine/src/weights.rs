@@ -92,7 +92,7 @@ impl<'g, 'a> TensorLoader<'g, 'a> {
         if t.shape() != [cols as u64, rows as u64] {
             return Err(self.shape_error(t, &[cols, rows]));
         }
-        if !matmul_supported(t.ty) || cols % t.ty.block_elems() != 0 {
+        if !matmul_supported(t.ty) || !cols.is_multiple_of(t.ty.block_elems()) {
             return Err(EngineError::UnsupportedTensorType {
                 path: self.path.to_path_buf(),
                 name: name.to_string(),

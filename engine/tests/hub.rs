@@ -97,9 +97,14 @@ fn existing_path_wins_over_known_names() {
 #[test]
 fn unknown_names_and_missing_paths_list_the_known_models() {
     let dir = TempDir::new("unknown");
-    for arg in ["llama-7b", "/no/such/dir/model.gguf"] {
+    for arg in ["llama-7b", "/no/such/dir/model.gguf", "model.gguf"] {
         let err = resolve_model_in(&dir.0, arg, &QUIET).unwrap_err();
-        assert!(matches!(err, HubError::UnknownModel { .. }), "{err:?}");
+        if arg.contains('/') || arg.ends_with(".gguf") {
+            assert!(matches!(err, HubError::ModelFileNotFound { .. }), "{err:?}");
+            assert!(err.to_string().starts_with("model file not found"), "{err}");
+        } else {
+            assert!(matches!(err, HubError::UnknownModel { .. }), "{err:?}");
+        }
         let message = err.to_string();
         assert!(message.contains(arg), "{message}");
         for m in known_models() {
@@ -108,7 +113,7 @@ fn unknown_names_and_missing_paths_list_the_known_models() {
     }
     // A directory is not a model file.
     let err = resolve_model_in(&dir.0, dir.0.to_str().unwrap(), &QUIET).unwrap_err();
-    assert!(matches!(err, HubError::UnknownModel { .. }), "{err:?}");
+    assert!(matches!(err, HubError::ModelFileNotFound { .. }), "{err:?}");
 }
 
 #[test]

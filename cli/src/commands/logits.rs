@@ -44,7 +44,7 @@ pub fn main(a: Args) -> Result<()> {
         .map(|(id, logit)| Entry {
             id,
             logit,
-            piece: String::from_utf8_lossy(&model.tokenizer.token_to_piece(id, true)).into_owned(),
+            piece: String::from_utf8_lossy(model.tokenizer.token_to_piece(id, true)).into_owned(),
         })
         .collect();
     println!("{}", serde_json::to_string(&entries)?);

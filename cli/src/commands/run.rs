@@ -19,19 +19,19 @@ pub struct Args {
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     n_predict: usize,
     /// Sampling temperature; 0 = greedy.
-    #[arg(long = "temp", default_value_t = 0.8)]
+    #[arg(long = "temp", default_value_t = 0.8, allow_negative_numbers = true)]
     temp: f32,
     /// Keep the K most likely tokens (0 = all).
     #[arg(long = "top-k", default_value_t = 40)]
     top_k: usize,
     /// Keep the smallest set of tokens with probability mass P (1 = off).
-    #[arg(long = "top-p", default_value_t = 0.95)]
+    #[arg(long = "top-p", default_value_t = 0.95, allow_negative_numbers = true)]
     top_p: f32,
     /// Drop tokens less likely than P times the most likely one (0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05)]
+    #[arg(long = "min-p", default_value_t = 0.05, allow_negative_numbers = true)]
     min_p: f32,
     /// Penalize repeats of the last 64 tokens (1 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    #[arg(long = "repeat-penalty", default_value_t = 1.0, allow_negative_numbers = true)]
     repeat_penalty: f32,
     /// Random seed (same seed, same output).
     #[arg(long = "seed")]

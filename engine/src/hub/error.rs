@@ -8,6 +8,9 @@ use thiserror::Error;
 /// Why a model could not be resolved to a local file.
 #[derive(Debug, Error)]
 pub enum HubError {
+    #[error("model file not found: {given} (or use a known model name: {known})")]
+    ModelFileNotFound { given: String, known: String },
+
     #[error("'{given}' is neither an existing file nor a known model name (known models: {known})")]
     UnknownModel { given: String, known: String },
 

@@ -34,7 +34,7 @@ impl Rng {
     /// Roughly normal (sum of four uniforms), with occasional 8x outliers like real activations.
     fn normalish(&mut self) -> f32 {
         let v = (0..4).map(|_| self.uniform()).sum::<f32>() * 0.87;
-        if self.next_u64() % 64 == 0 {
+        if self.next_u64().is_multiple_of(64) {
             v * 8.0
         } else {
             v

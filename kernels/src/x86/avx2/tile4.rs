@@ -13,6 +13,9 @@ use alloc::vec;
 use super::common::{dot_u8_i8, f16_pair, f16_to_f32, hsum_f32x8, load_i8x32, nibbles_u8x32, scale_product};
 
 /// Rows x (nr, n) against four tokens y[t] (n,): out (4, nr), out[t * nr + r] = dot(x[r], y[t]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C. x holds nr * n / 32 blocks and each y[t] n / 32.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot4_rows_q4_1_q8_1(n: usize, x: &[BlockQ4_1], y: [&[BlockQ8_1]; 4], out: &mut [f32]) {
     let nb = n / QK;
@@ -34,6 +37,9 @@ pub unsafe fn vec_dot4_rows_q4_1_q8_1(n: usize, x: &[BlockQ4_1], y: [&[BlockQ8_1
 }
 
 /// Rows x (nr, n) against four tokens y[t] (n,): out (4, nr), out[t * nr + r] = dot(x[r], y[t]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C. x holds nr * n / 32 blocks and each y[t] n / 32.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot4_rows_q8_0_q8_0(n: usize, x: &[BlockQ8_0], y: [&[BlockQ8_0]; 4], out: &mut [f32]) {
     let nb = n / QK;

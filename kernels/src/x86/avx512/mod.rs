@@ -4,11 +4,6 @@
 //! `vpmaddwd`, `name_vnni` with one `vpdpbusd` (AVX-512 VNNI). The table picks the VNNI one
 //! when the CPU has it. Block counts that are not a multiple of 4 finish with the AVX2 kernel.
 
-// The AVX-512 intrinsics are stable since Rust 1.89, above the workspace's rust-version (1.87):
-// building this module needs 1.89. The lead is asked to raise rust-version; until then the
-// lint that compares against it is silenced here, and only here.
-#![allow(clippy::incompatible_msrv)]
-
 mod common;
 mod q4_1;
 mod q8_0;
