@@ -162,6 +162,26 @@ fn pride_and_prejudice_token_count_and_speed() {
     }
 }
 
+/// Gemma has ~6400 control and user-defined tokens: with `parse_special` the special-token split
+/// must not search the text once per token. The book holds no control-token text, so the ids are
+/// the same as without `parse_special`.
+#[test]
+fn gemma_parse_special_on_a_long_text_is_fast() {
+    let Some((tok, _)) = load(&MODELS[1]) else { return };
+    let text = fovea_suite::golden_text();
+    let plain = tok.encode(&text, true, false);
+    let start = Instant::now();
+    let ids = tok.encode(&text, true, true);
+    let elapsed = start.elapsed();
+    eprintln!("Gemma 3, parse_special: {} bytes -> {} tokens in {:?}", text.len(), ids.len(), elapsed);
+    assert_eq!(ids, plain);
+    // Measured ~TODO ms in release (a search per special token took ~TODO s); 2 s is generous for
+    // a busy shared machine. Debug builds are ~10x slower: release only.
+    if !cfg!(debug_assertions) {
+        assert!(elapsed.as_secs_f64() < 2.0, "tokenizing took {elapsed:?}");
+    }
+}
+
 /// llama.cpp's own tokenizer test vocabularies (`models/ggml-vocab-*.gguf` with `.inp`/`.out`,
 /// tokenized with add_special = parse_special = false), from a directory in
 /// `FOVEA_LLAMA_VOCAB_DIR` (e.g. `vendor/llama.cpp/models` of the llama-cpp-python sdist).

@@ -189,10 +189,11 @@ fn perplexity_runs_on_a_text_file() {
 
 #[test]
 fn missing_model_file_lists_the_known_names() {
-    // A path that does not exist is taken as a model name; the error says both.
+    // Something path-like that does not exist: the error says the file is missing, and names
+    // the known models in case a name was meant.
     fails_cleanly(
         &["run", "-m", "/nonexistent.gguf", "-p", "hi"],
-        &["/nonexistent.gguf", "neither an existing file nor a known model name", "smollm2-135m"],
+        &["model file not found: /nonexistent.gguf", "smollm2-135m"],
     );
     fails_cleanly(&["tokenize", "-m", "/nonexistent.gguf", "hi"], &["/nonexistent.gguf"]);
     fails_cleanly(&["inspect", "/nonexistent.gguf"], &["/nonexistent.gguf"]);

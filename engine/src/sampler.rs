@@ -234,8 +234,8 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(s.sample(&logits()), 27);
         }
-        // min-p 0.5 over logits [0, ln 0.4, ln 0.6..]: only tokens within ln(0.5) of the max survive.
-        let l = [0.0f32, -0.5, -0.6, -5.0];
+        // min-p 0.5: only tokens within ln(0.5) = -0.69 of the max logit survive (ids 0 and 1).
+        let l = [0.0f32, -0.5, -0.8, -5.0];
         let mut s = Sampler::new(SamplerConfig {
             temperature: 1.0,
             top_k: 0,

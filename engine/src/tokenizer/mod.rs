@@ -17,11 +17,11 @@ mod unicode_table;
 mod vocab;
 
 pub use decode::StreamDecoder;
-pub use vocab::{VocabData, VocabMetadata};
+pub use vocab::{FimIds, VocabData, VocabMetadata};
 
 use bpe::BpeModel;
 use pretokenize::PreTokenizer;
-use special::{Fragment, SpecialToken};
+use special::{Fragment, SpecialTokens};
 use spm::{SpmModel, SPACE_MARK};
 use vocab::Vocab;
 
@@ -49,7 +49,7 @@ enum Model {
 pub struct Tokenizer {
     vocab: Vocab,
     model: Model,
-    specials: Vec<SpecialToken>,
+    specials: SpecialTokens,
     /// `token_to_piece(id, special = true)` for every id
     pieces: Vec<Box<[u8]>>,
     add_bos: bool,
@@ -76,7 +76,7 @@ impl Tokenizer {
         };
         let byte_level = matches!(model, Model::Bpe(_));
         Ok(Tokenizer {
-            specials: special::special_tokens(&vocab),
+            specials: SpecialTokens::new(&vocab),
             pieces: decode::pieces(&vocab, byte_level),
             vocab,
             model,
@@ -94,7 +94,7 @@ impl Tokenizer {
         if add_special && self.add_bos {
             out.extend(self.vocab.bos);
         }
-        let fragments = special::partition(text, &self.specials, parse_special);
+        let fragments = self.specials.partition(text, parse_special);
         // SPM prefixes a space to the first text fragment and to any text after a special token.
         let mut after_special = true;
         for fragment in fragments {

@@ -164,3 +164,113 @@ fn bad_vocabularies_are_errors() {
     let no_bos = VocabData { add_bos: true, ..base };
     assert!(matches!(Tokenizer::new(no_bos), Err(TokenizerError::BadMetadata(_))));
 }
+
+/// llama.cpp's `tokenizer_st_partition` as written: each special token in turn (longest first)
+/// cuts every text fragment at its left-to-right occurrences. The trie version must agree.
+fn partition_reference<'t>(vocab: &vocab::Vocab, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
+    let specials = vocab::attr::CONTROL | vocab::attr::USER_DEFINED | vocab::attr::UNKNOWN;
+    let mut ids: Vec<u32> =
+        (0..vocab.n_tokens() as u32).filter(|&id| vocab.attr(id) & specials != 0).collect();
+    ids.sort_by(|&a, &b| vocab.texts[b as usize].len().cmp(&vocab.texts[a as usize].len()).then(a.cmp(&b)));
+    let mut fragments = if text.is_empty() { vec![] } else { vec![Fragment::Text(text)] };
+    for id in ids {
+        if !parse_special && vocab.attr(id) & (vocab::attr::CONTROL | vocab::attr::UNKNOWN) != 0 {
+            continue;
+        }
+        let needle = std::str::from_utf8(&vocab.texts[id as usize]).unwrap();
+        let mut next = Vec::new();
+        for fragment in fragments {
+            let Fragment::Text(mut rest) = fragment else {
+                next.push(fragment);
+                continue;
+            };
+            while let Some(at) = rest.find(needle) {
+                if at > 0 {
+                    next.push(Fragment::Text(&rest[..at]));
+                }
+                next.push(Fragment::Token(id));
+                rest = &rest[at + needle.len()..];
+            }
+            if !rest.is_empty() {
+                next.push(Fragment::Text(rest));
+            }
+        }
+        fragments = next;
+    }
+    fragments
+}
+
+/// Overlapping special texts of several lengths, control and user-defined, on random strings.
+#[test]
+fn special_partition_matches_per_token_reference() {
+    let specials = [
+        ("ab", 4),
+        ("ba", 3),
+        ("aba", 4),
+        ("bab", 3),
+        ("abab", 4),
+        ("<a>", 3),
+        ("a>", 4),
+        ("<", 2),
+        ("  ", 4),
+        ("   ", 4),
+        ("é<", 3),
+    ];
+    let mut tokens = strings(&["x", "a", "b"]);
+    let mut types = vec![1, 1, 1];
+    for (t, ty) in specials {
+        tokens.push(t.into());
+        types.push(ty);
+    }
+    let data = VocabData { model: "llama".into(), tokens, token_types: types, ..Default::default() };
+    let vocab = vocab::Vocab::new(&data).unwrap();
+    let st = SpecialTokens::new(&vocab);
+    let alphabet = ['a', 'b', '<', '>', ' ', 'é'];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..3000 {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let len = (state >> 59) as usize * 2;
+        let text: String = (0..len)
+            .map(|i| {
+                let r = state.rotate_left(7 * i as u32 + 3) ^ (i as u64).wrapping_mul(0x9e37_79b9);
+                alphabet[(r % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        for parse_special in [false, true] {
+            assert_eq!(
+                st.partition(&text, parse_special),
+                partition_reference(&vocab, &text, parse_special),
+                "{text:?} parse_special={parse_special}"
+            );
+        }
+    }
+}
+
+/// llama.cpp's text rules: a user-defined "</s>" ends generation and becomes control (so it is
+/// plain text without `parse_special`), unless the vocabulary is gemma4/plamo-like; FIM texts
+/// become control when the GGUF gives no id.
+#[test]
+fn special_texts_change_token_attributes() {
+    let base = VocabData {
+        model: "llama".into(),
+        tokens: strings(&["<unk>", "<s>", "<eos>", "</s>", "<|fim_prefix|>", "x"]),
+        token_types: vec![2, 3, 3, 4, 1, 1],
+        bos: Some(1),
+        eos: Some(2),
+        ..Default::default()
+    };
+    let vocab = vocab::Vocab::new(&base).unwrap();
+    assert!(vocab.eog.contains(&3));
+    assert_eq!(vocab.attr(3), vocab::attr::USER_DEFINED | vocab::attr::CONTROL);
+    assert_eq!(vocab.fim.prefix, Some(4));
+    assert_eq!(vocab.attr(4), vocab::attr::NORMAL | vocab::attr::CONTROL);
+    let st = SpecialTokens::new(&vocab);
+    assert_eq!(st.partition("a</s>", false), [Fragment::Text("a</s>")]);
+    assert_eq!(st.partition("a</s>", true), [Fragment::Text("a"), Fragment::Token(3)]);
+
+    let mut gemma4 = base.clone();
+    gemma4.tokens[5] = "<|tool_response>".into();
+    let vocab = vocab::Vocab::new(&gemma4).unwrap();
+    assert!(!vocab.eog.contains(&3) && vocab.eog.contains(&5));
+    assert_eq!(vocab.attr(3), vocab::attr::NORMAL);
+}

@@ -27,11 +27,25 @@ pub struct VocabData {
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub eot: Option<u32>,
+    /// End of message (Llama 3.1 tool calls); ends generation like EOT.
+    pub eom: Option<u32>,
     pub unk: Option<u32>,
     pub pad: Option<u32>,
+    pub fim: FimIds,
     pub add_bos: bool,
     pub add_eos: bool,
     pub add_space_prefix: bool,
+}
+
+/// Fill-in-the-middle token ids (`tokenizer.ggml.fim_*_token_id`); absent ones are found by text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FimIds {
+    pub prefix: Option<u32>,
+    pub suffix: Option<u32>,
+    pub middle: Option<u32>,
+    pub pad: Option<u32>,
+    pub repo: Option<u32>,
+    pub file_sep: Option<u32>,
 }
 
 /// Typed access to GGUF metadata, so `VocabData` can be read from any GGUF reader.
@@ -103,12 +117,23 @@ impl VocabData {
             return Err(TokenizerError::MissingKey("tokenizer.ggml.merges"));
         }
         let id = |key: &str, default: Option<u32>| meta.get_u32(key).or(default);
+        // the deprecated prefix/suffix/middle keys win when both are present, as in llama.cpp
+        let fim = FimIds {
+            prefix: id("tokenizer.ggml.prefix_token_id", id("tokenizer.ggml.fim_pre_token_id", None)),
+            suffix: id("tokenizer.ggml.suffix_token_id", id("tokenizer.ggml.fim_suf_token_id", None)),
+            middle: id("tokenizer.ggml.middle_token_id", id("tokenizer.ggml.fim_mid_token_id", None)),
+            pad: id("tokenizer.ggml.fim_pad_token_id", None),
+            repo: id("tokenizer.ggml.fim_rep_token_id", None),
+            file_sep: id("tokenizer.ggml.fim_sep_token_id", None),
+        };
         Ok(VocabData {
             bos: id("tokenizer.ggml.bos_token_id", bos),
             eos: id("tokenizer.ggml.eos_token_id", eos),
             eot: id("tokenizer.ggml.eot_token_id", None),
+            eom: id("tokenizer.ggml.eom_token_id", None),
             unk: id("tokenizer.ggml.unknown_token_id", unk),
             pad: id("tokenizer.ggml.padding_token_id", None),
+            fim,
             add_bos: meta.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(add_bos),
             add_eos: meta.get_bool("tokenizer.ggml.add_eos_token").unwrap_or(false),
             add_space_prefix: meta.get_bool("tokenizer.ggml.add_space_prefix").unwrap_or(add_space_prefix),
@@ -175,6 +200,9 @@ const EOG_TEXTS: &[&str] = &[
     "<|calls|>",
     "<end_of_turn>",
     "<|endoftext|>",
+    // paddleocr; Gemma 3 has it too (user-defined), so there it ends generation and, being
+    // control now, is not matched in text without `parse_special`
+    "</s>",
     "<|eom_id|>",
     "<EOT>",
     "_<EOT>",
@@ -182,6 +210,11 @@ const EOG_TEXTS: &[&str] = &[
     "[EOS]",
     "<|end_of_text|>",
     "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "[e~[",
 ];
 
 /// Texts llama.cpp takes as the EOT token when `eot_token_id` is absent.
@@ -195,23 +228,46 @@ const EOT_TEXTS: &[&str] = &[
     "<EOT>",
     "_<EOT>",
     "[EOT]",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
     "<end_of_utterance>",
 ];
 
-/// Fill-in-the-middle pad / repo / file-separator tokens, also end-of-generation in llama.cpp.
-const FIM_EOG_TEXTS: &[&str] = &[
-    "<|fim_pad|>",
-    "<fim-pad>",
-    "<fim_pad>",
-    "<PAD>",
-    "[PAD]",
-    "<|fim_repo|>",
-    "<|repo_name|>",
-    "<fim-repo>",
-    "<REPO>",
-    "<reponame>",
-    "<|file_sep|>",
+const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
+
+/// Fill-in-the-middle token texts by kind, taken when the GGUF has no id for the kind.
+const FIM_PREFIX_TEXTS: &[&str] = &[
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<\u{ff5c}fim\u{2581}begin\u{ff5c}>",
+    "<PRE>",
+    "\u{2581}<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
 ];
+const FIM_SUFFIX_TEXTS: &[&str] = &[
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<\u{ff5c}fim\u{2581}hole\u{ff5c}>",
+    "<SUF>",
+    "\u{2581}<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+];
+const FIM_MIDDLE_TEXTS: &[&str] = &[
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<\u{ff5c}fim\u{2581}end\u{ff5c}>",
+    "<MID>",
+    "\u{2581}<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+];
+const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
+const FIM_REPO_TEXTS: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_FILE_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
 /// The resolved vocabulary shared by both tokenizer models.
 pub(crate) struct Vocab {
@@ -223,8 +279,10 @@ pub(crate) struct Vocab {
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub eot: Option<u32>,
+    pub eom: Option<u32>,
     pub unk: Option<u32>,
     pub pad: Option<u32>,
+    pub fim: FimIds,
     pub eog: HashSet<u32>,
 }
 
@@ -269,8 +327,17 @@ impl Vocab {
             bos: in_range(data.bos),
             eos: in_range(data.eos),
             eot: in_range(data.eot),
+            eom: in_range(data.eom),
             unk: in_range(data.unk),
             pad: in_range(data.pad),
+            fim: FimIds {
+                prefix: in_range(data.fim.prefix),
+                suffix: in_range(data.fim.suffix),
+                middle: in_range(data.fim.middle),
+                pad: in_range(data.fim.pad),
+                repo: in_range(data.fim.repo),
+                file_sep: in_range(data.fim.file_sep),
+            },
             eog: HashSet::new(),
         };
         if data.add_bos && vocab.bos.is_none() {
@@ -299,49 +366,81 @@ impl Vocab {
         self.attrs.get(id as usize).copied().unwrap_or(attr::UNDEFINED)
     }
 
-    /// llama.cpp's text-based fix-ups: find EOT and end-of-generation tokens by their text and
-    /// force them to control type, take "unused" control tokens as unused, and treat gpt-oss's
-    /// channel markers as user-defined (always rendered).
+    /// llama.cpp's text-based fix-ups, in its order:
+    /// 1. special ids the GGUF lacks (EOT, EOM, FIM) are found by text and forced to control;
+    /// 2. control tokens whose text says "unused" are unused;
+    /// 3. end-of-generation tokens: FIM pad/repo/separator, the EOG texts (forced to control),
+    ///    EOS, EOT and EOM; gpt-oss's channel markers are user-defined (always rendered);
+    /// 4. two vocabulary-specific exceptions (gpt-oss's `<|end|>`, gemma4/plamo's `</s>`).
     fn mark_special_texts(&mut self) {
-        let find = |vocab: &Vocab, texts: &[&str]| -> Vec<u32> {
-            let mut ids: Vec<u32> = texts.iter().filter_map(|t| vocab.id_of(t.as_bytes())).collect();
-            ids.sort_unstable();
-            ids
-        };
-        if self.eot.is_none() {
-            // llama.cpp takes whichever match its hash map yields first; we take the lowest id.
-            self.eot = find(self, EOT_TEXTS).first().copied();
-            if let Some(id) = self.eot {
-                self.attrs[id as usize] |= attr::CONTROL;
-            }
+        fill_by_text(&mut self.eot, &self.token_to_id, &mut self.attrs, EOT_TEXTS);
+        fill_by_text(&mut self.eom, &self.token_to_id, &mut self.attrs, EOM_TEXTS);
+        let fim = &mut self.fim;
+        for (slot, texts) in [
+            (&mut fim.prefix, FIM_PREFIX_TEXTS),
+            (&mut fim.suffix, FIM_SUFFIX_TEXTS),
+            (&mut fim.middle, FIM_MIDDLE_TEXTS),
+            (&mut fim.pad, FIM_PAD_TEXTS),
+            (&mut fim.repo, FIM_REPO_TEXTS),
+            (&mut fim.file_sep, FIM_FILE_SEP_TEXTS),
+        ] {
+            fill_by_text(slot, &self.token_to_id, &mut self.attrs, texts);
         }
-        for id in find(self, FIM_EOG_TEXTS) {
-            self.attrs[id as usize] |= attr::CONTROL;
-            self.eog.insert(id);
-        }
-        for id in find(self, EOG_TEXTS) {
-            self.attrs[id as usize] |= attr::CONTROL;
-            self.eog.insert(id);
-        }
+
         for (text, a) in self.texts.iter().zip(self.attrs.iter_mut()) {
             if *a & attr::CONTROL != 0 && text.windows(6).any(|w| w == b"unused") {
                 *a |= attr::UNUSED;
             }
         }
-        for id in find(self, &["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]) {
-            self.attrs[id as usize] = attr::USER_DEFINED;
+
+        self.eog.extend([self.fim.pad, self.fim.repo, self.fim.file_sep].into_iter().flatten());
+        for text in EOG_TEXTS {
+            if let Some(id) = self.id_of(text.as_bytes()) {
+                self.attrs[id as usize] |= attr::CONTROL;
+                self.eog.insert(id);
+            }
         }
-        self.eog.extend(self.eos.iter().chain(self.eot.iter()));
+        for text in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+            if let Some(id) = self.id_of(text.as_bytes()) {
+                self.attrs[id as usize] = attr::USER_DEFINED;
+            }
+        }
+        self.eog.extend([self.eos, self.eot, self.eom].into_iter().flatten());
+
+        let eog_id = |vocab: &Vocab, t: &str| vocab.id_of(t.as_bytes()).filter(|id| vocab.eog.contains(id));
+        let has = |vocab: &Vocab, t: &str| eog_id(vocab, t).is_some();
         // gpt-oss (o200k_harmony) and solar-open: "<|end|>" ends a message, not generation.
-        let has = |t: &str| self.id_of(t.as_bytes()).is_some_and(|id| self.eog.contains(&id));
-        if ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>")))
-            && has("<|end|>")
-        {
+        let has_call = has(self, "<|call|>") || has(self, "<|calls|>");
+        if (has(self, "<|return|>") || has(self, "<|flush|>")) && has_call && has(self, "<|end|>") {
             if let Some(end) = self.id_of(b"<|end|>") {
                 self.eog.remove(&end);
                 self.attrs[end as usize] = attr::USER_DEFINED;
             }
         }
+        // gemma4 and plamo: "</s>" is ordinary text there.
+        if has(self, "<|tool_response>") || has(self, "<|plamo:eos|>") {
+            if let Some(s) = eog_id(self, "</s>") {
+                self.eog.remove(&s);
+                self.attrs[s as usize] = attr::NORMAL;
+            }
+        }
+    }
+}
+
+/// Sets an absent special id to the token with one of `texts` and makes that token control.
+/// llama.cpp takes whichever match its hash map yields first; we take the lowest id.
+fn fill_by_text(
+    slot: &mut Option<u32>,
+    token_to_id: &HashMap<Box<[u8]>, u32>,
+    attrs: &mut [u8],
+    texts: &[&str],
+) {
+    if slot.is_some() {
+        return;
+    }
+    *slot = texts.iter().filter_map(|t| token_to_id.get(t.as_bytes()).copied()).min();
+    if let Some(id) = *slot {
+        attrs[id as usize] |= attr::CONTROL;
     }
 }
 

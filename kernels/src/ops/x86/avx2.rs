@@ -4,6 +4,8 @@
 
 use core::arch::x86_64::*;
 
+use alloc::vec;
+
 use crate::ops::attention::ValueOrder;
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
@@ -186,7 +188,14 @@ pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32
         for i in (0..whole).step_by(DOT_STEP) {
             for (a, acc) in acc.iter_mut().enumerate() {
                 let at = i + a * LANES;
-                let (qv, kv) = (load16(q, at, 0.0), load16(k, at, 0.0));
+                // SAFETY: at + 16 <= whole <= hd = len of q and k.
+                let (qv, kv) = unsafe {
+                    let (qp, kp) = (q.as_ptr().add(at), k.as_ptr().add(at));
+                    (
+                        V16 { lo: _mm256_loadu_ps(qp), hi: _mm256_loadu_ps(qp.add(8)) },
+                        V16 { lo: _mm256_loadu_ps(kp), hi: _mm256_loadu_ps(kp.add(8)) },
+                    )
+                };
                 *acc = both!(_mm256_fmadd_ps, qv, kv, *acc);
             }
         }
@@ -201,39 +210,75 @@ pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32
 }
 
 /// `ops::attn_values`: out (hdv,) = Σ_j w[j] values[j] over values (n, hdv), in `order`.
+/// Tiled over positions like the AVX-512 version.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn attn_values(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
+    match order {
+        ValueOrder::Gemm => values_in_order::<LANES>(w, values, out),
+        ValueOrder::VecDot => values_in_order::<DOT_STEP>(w, values, out),
+    }
+}
+
+/// Positions per tile (a multiple of 64; see the AVX-512 version).
+const TILE: usize = 256;
+
+/// [`attn_values`] with K accumulators per 16-column block (16: tinyBLAS, 64: vec_dot).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn values_in_order<const K: usize>(w: &[f32], values: &[f32], out: &mut [f32]) {
     let hdv = out.len();
     let n = w.len().min(values.len() / hdv.max(1));
-    for d in (0..hdv).step_by(LANES) {
-        let row = |j: usize| load16(&values[j * hdv..(j + 1) * hdv], d, 0.0);
-        let fma = |v: V16, wj: f32, acc: V16| both!(_mm256_fmadd_ps, v, splat(wj), acc);
-        let column_sums = match order {
-            ValueOrder::Gemm => {
-                let mut acc = [splat(0.0); LANES];
-                for (j, wj) in w[..n].iter().enumerate() {
-                    acc[j % LANES] = fma(row(j), *wj, acc[j % LANES]);
-                }
-                hsum_columns(&acc)
+    let blocks = hdv.div_ceil(LANES);
+    // acc[b]: the K accumulators of column block b; acc[b][l] takes positions j % K == l.
+    let mut acc = vec![[splat(0.0); K]; blocks];
+    for t0 in (0..n).step_by(TILE) {
+        let tile = &w[t0..(t0 + TILE).min(n)];
+        for (b, acc) in acc.iter_mut().enumerate() {
+            let d = b * LANES;
+            if hdv - d >= LANES {
+                // SAFETY: t0 + j < n and n * hdv <= values.len(); columns d..d + 16 < hdv.
+                let row = |j: usize| unsafe {
+                    let p = values.as_ptr().add((t0 + j) * hdv + d);
+                    V16 { lo: _mm256_loadu_ps(p), hi: _mm256_loadu_ps(p.add(8)) }
+                };
+                accumulate(acc, tile, row);
+            } else {
+                accumulate(acc, tile, |j| load16(&values[(t0 + j) * hdv..(t0 + j + 1) * hdv], d, 0.0));
             }
-            ValueOrder::VecDot => {
-                let mut acc = [splat(0.0); DOT_STEP];
-                for (j, wj) in w[..n].iter().enumerate() {
-                    acc[j % DOT_STEP] = fma(row(j), *wj, acc[j % DOT_STEP]);
-                }
-                let folded: [V16; LANES] = core::array::from_fn(|l| {
-                    both!(
-                        _mm256_add_ps,
-                        both!(_mm256_add_ps, acc[l], acc[2 * LANES + l]),
-                        both!(_mm256_add_ps, acc[LANES + l], acc[3 * LANES + l])
-                    )
-                });
-                hsum_columns(&folded)
-            }
-        };
-        store16(out, d, column_sums);
+        }
     }
+    for (b, acc) in acc.iter().enumerate() {
+        let folded: [V16; LANES] = if K == LANES {
+            core::array::from_fn(|l| acc[l])
+        } else {
+            core::array::from_fn(|l| {
+                both!(
+                    _mm256_add_ps,
+                    both!(_mm256_add_ps, acc[l], acc[2 * LANES + l]),
+                    both!(_mm256_add_ps, acc[LANES + l], acc[3 * LANES + l])
+                )
+            })
+        };
+        store16(out, b * LANES, hsum_columns(&folded));
+    }
+}
+
+/// acc[l] += w[j] row(j) for positions j % K == l of one tile starting at a multiple of K.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate<const K: usize>(acc: &mut [V16; K], w: &[f32], row: impl Fn(usize) -> V16) {
+    let mut a = *acc;
+    let whole = w.len() / K * K;
+    for j0 in (0..whole).step_by(K) {
+        for (l, a) in a.iter_mut().enumerate() {
+            *a = both!(_mm256_fmadd_ps, row(j0 + l), splat(w[j0 + l]), *a);
+        }
+    }
+    for (a, j) in a.iter_mut().zip(whole..w.len()) {
+        *a = both!(_mm256_fmadd_ps, row(j), splat(w[j]), *a);
+    }
+    *acc = a;
 }

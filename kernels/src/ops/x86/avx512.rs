@@ -2,6 +2,8 @@
 
 use core::arch::x86_64::*;
 
+use alloc::vec;
+
 use crate::ops::attention::ValueOrder;
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
@@ -172,57 +174,78 @@ pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32
 }
 
 /// `ops::attn_values`: out (hdv,) = Σ_j w[j] values[j] over values (n, hdv), in `order`.
-/// Works on 16 output columns at a time so each column's accumulators stay in registers.
+///
+/// Each 16-column block has its own accumulators (16 or 64 vectors); positions are walked in
+/// tiles of [`TILE`] rows, every column block per tile, so the rows a tile reads for the first
+/// block are still in cache for the others.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub unsafe fn attn_values(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
+    match order {
+        ValueOrder::Gemm => values_in_order::<LANES>(w, values, out),
+        ValueOrder::VecDot => values_in_order::<DOT_STEP>(w, values, out),
+    }
+}
+
+/// Positions per tile: 256 rows of a 64-wide head are 64 KiB, which stays in L2. A multiple of
+/// 64, so every tile but the last starts a fresh round of accumulator lanes.
+const TILE: usize = 256;
+
+/// [`attn_values`] with K accumulators per column block: K = 16 is tinyBLAS's order (one
+/// 16-lane accumulator along positions), K = 64 `ggml_vec_dot_f32`'s (four of them).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn values_in_order<const K: usize>(w: &[f32], values: &[f32], out: &mut [f32]) {
     let hdv = out.len();
     let n = w.len().min(values.len() / hdv.max(1));
-    let zero = _mm512_setzero_ps();
-    for d in (0..hdv).step_by(LANES) {
-        // values[j * hdv + d ..][..16], masked to the columns that exist.
-        // SAFETY: row j < n lies inside values, and load16 masks columns past hdv.
-        let row = |j: usize| unsafe { load16(&values[j * hdv..(j + 1) * hdv], d, zero) };
-        let whole = n / DOT_STEP * DOT_STEP;
-        let column_sums = match order {
-            ValueOrder::Gemm => {
-                // acc[l]: positions j with j % 16 == l; whole groups unrolled so the 16
-                // accumulators stay in registers.
-                let mut acc = [zero; LANES];
-                let groups = n / LANES * LANES;
-                for j0 in (0..groups).step_by(LANES) {
-                    for (l, a) in acc.iter_mut().enumerate() {
-                        *a = _mm512_fmadd_ps(row(j0 + l), _mm512_set1_ps(w[j0 + l]), *a);
-                    }
-                }
-                for (a, j) in acc.iter_mut().zip(groups..n) {
-                    *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
-                }
-                hsum_columns(&acc)
-            }
-            ValueOrder::VecDot => {
-                // acc[l]: positions j with j % 64 == l.
-                let mut acc = [zero; DOT_STEP];
-                for j0 in (0..whole).step_by(DOT_STEP) {
-                    for (l, a) in acc.iter_mut().enumerate() {
-                        *a = _mm512_fmadd_ps(row(j0 + l), _mm512_set1_ps(w[j0 + l]), *a);
-                    }
-                }
-                for (a, j) in acc.iter_mut().zip(whole..n) {
-                    *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
-                }
-                let folded: [__m512; LANES] = core::array::from_fn(|l| {
-                    _mm512_add_ps(
-                        _mm512_add_ps(acc[l], acc[2 * LANES + l]),
-                        _mm512_add_ps(acc[LANES + l], acc[3 * LANES + l]),
-                    )
-                });
-                hsum_columns(&folded)
-            }
+    let blocks = hdv.div_ceil(LANES);
+    // acc[b]: the K accumulators of column block b; acc[b][l] takes positions j % K == l.
+    let mut acc = vec![[_mm512_setzero_ps(); K]; blocks];
+    for t0 in (0..n).step_by(TILE) {
+        let tile = &w[t0..(t0 + TILE).min(n)];
+        for (b, acc) in acc.iter_mut().enumerate() {
+            let d = b * LANES;
+            let mask = tail_mask((hdv - d).min(LANES));
+            // SAFETY: j < n and n * hdv <= values.len(); the mask keeps columns below hdv.
+            let row =
+                |j: usize| unsafe { _mm512_maskz_loadu_ps(mask, values.as_ptr().add((t0 + j) * hdv + d)) };
+            accumulate(acc, tile, row);
+        }
+    }
+    for (b, acc) in acc.iter().enumerate() {
+        let folded: [__m512; LANES] = if K == LANES {
+            core::array::from_fn(|l| acc[l])
+        } else {
+            // (0 + 2) + (1 + 3) by 16-lane quarter, as ggml folds its four accumulators.
+            core::array::from_fn(|l| {
+                _mm512_add_ps(
+                    _mm512_add_ps(acc[l], acc[2 * LANES + l]),
+                    _mm512_add_ps(acc[LANES + l], acc[3 * LANES + l]),
+                )
+            })
         };
         // SAFETY: store16 writes only columns inside out.
-        unsafe { store16(out, d, column_sums) };
+        unsafe { store16(out, b * LANES, hsum_columns(&folded)) };
     }
+}
+
+/// acc[l] += w[j] row(j) for positions j % K == l of one tile (which starts at a multiple of
+/// K). Whole rounds are unrolled, and the accumulators copied to locals, so K = 16 stays in
+/// registers.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn accumulate<const K: usize>(acc: &mut [__m512; K], w: &[f32], row: impl Fn(usize) -> __m512) {
+    let mut a = *acc;
+    let whole = w.len() / K * K;
+    for j0 in (0..whole).step_by(K) {
+        for (l, a) in a.iter_mut().enumerate() {
+            *a = _mm512_fmadd_ps(row(j0 + l), _mm512_set1_ps(w[j0 + l]), *a);
+        }
+    }
+    for (a, j) in a.iter_mut().zip(whole..w.len()) {
+        *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
+    }
+    *acc = a;
 }
