@@ -25,7 +25,7 @@ pub struct ComputeArgs {
     /// Context size in tokens (default: the model's trained context, at most 4096).
     #[arg(short = 'c', long = "ctx")]
     pub ctx: Option<usize>,
-    /// Force a kernel instruction set: scalar, avx2, avx512 (default: the best available; also FOVEA_ISA).
+    /// Force a kernel instruction set: scalar, avx2, avx512, neon (default: the best available; also FOVEA_ISA).
     #[arg(long = "isa")]
     pub isa: Option<String>,
     /// Dequantize all weights to f32 and multiply in f32 (slow; checks the math exactly).
@@ -51,7 +51,7 @@ impl ComputeArgs {
         let isa_name = self.isa.clone().or_else(|| std::env::var("FOVEA_ISA").ok().filter(|s| !s.is_empty()));
         if let Some(name) = isa_name {
             let isa = Isa::from_name(&name).map_err(|_| {
-                anyhow::anyhow!("unknown instruction set '{name}' (expected one of: scalar, avx2, avx512)")
+                anyhow::anyhow!("unknown instruction set '{name}' (expected one of: scalar, avx2, avx512, neon)")
             })?;
             opts.isa = Some(isa.require().map_err(|e| anyhow::anyhow!("{e}"))?);
         }

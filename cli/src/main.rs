@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{bench, inspect, logits, perplexity, run, tokenize};
+use crate::commands::{bench, chat, inspect, logits, perplexity, run, tokenize};
 
 #[derive(Parser)]
 #[command(name = "fovea", version, about = "Fovea: fast local LLM inference from GGUF files")]
@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt, streamed to stdout (timings on stderr).
     Run(run::Args),
+    /// Chat with a model using its chat template (JSON conversation on stdin when not a terminal).
+    Chat(chat::Args),
     /// Print the token ids of a text as a JSON array.
     Tokenize(tokenize::Args),
     /// Print the K most likely next tokens after a prompt as JSON.
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run::main(a),
+        Command::Chat(a) => chat::main(a),
         Command::Tokenize(a) => tokenize::main(a),
         Command::Logits(a) => logits::main(a),
         Command::Inspect(a) => inspect::main(a),

@@ -16,6 +16,8 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 F + BW + VL on top of `Avx2`; VNNI (`vpdpbusd`) is used where present.
     Avx512,
+    /// AArch64 Advanced SIMD; the dotprod extension (`sdot`, ARMv8.2+) is used where present.
+    Neon,
 }
 
 /// A requested ISA this CPU (or this build) cannot run.
@@ -34,13 +36,13 @@ pub struct UnknownIsaName;
 
 impl fmt::Display for UnknownIsaName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown instruction set name (expected one of: scalar, avx2, avx512)")
+        write!(f, "unknown instruction set name (expected one of: scalar, avx2, avx512, neon)")
     }
 }
 
 impl Isa {
     /// Every level, slowest first; tests iterate over it and skip what the CPU lacks.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
 
     /// The lower-case name used by `FOVEA_ISA` and in logs.
     pub fn name(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -59,7 +62,7 @@ impl Isa {
 
     /// The best level this CPU can run.
     pub fn detect() -> Isa {
-        [Isa::Avx512, Isa::Avx2].into_iter().find(|isa| isa.is_supported()).unwrap_or(Isa::Scalar)
+        [Isa::Avx512, Isa::Avx2, Isa::Neon].into_iter().find(|isa| isa.is_supported()).unwrap_or(Isa::Scalar)
     }
 
     /// Whether kernels of this level may run here. Every function behind the level's
@@ -69,6 +72,7 @@ impl Isa {
             Isa::Scalar => true,
             Isa::Avx2 => x86_features::avx2(),
             Isa::Avx512 => x86_features::avx2() && x86_features::avx512(),
+            Isa::Neon => arm_features::neon(),
         }
     }
 
@@ -136,6 +140,7 @@ pub(crate) mod x86_features {
     }
 
     /// AVX-512 VNNI (`vpdpbusd`), used by the `_vnni` variants in `x86::avx512`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86 tables ask
     pub fn avx512_vnni() -> bool {
         #[cfg(all(target_arch = "x86_64", feature = "std"))]
         {
@@ -152,6 +157,45 @@ pub(crate) mod x86_features {
     }
 }
 
+/// Feature queries for AArch64, each answering for the exact `#[target_feature]` set the
+/// kernels in `arm::neon` enable.
+pub(crate) mod arm_features {
+    /// Advanced SIMD, what the plain `arm::neon` kernels enable. Part of the base AArch64 ABI
+    /// on Linux, but asked anyway so the table never assumes it.
+    pub fn neon() -> bool {
+        #[cfg(all(target_arch = "aarch64", feature = "std"))]
+        {
+            std::arch::is_aarch64_feature_detected!("neon")
+        }
+        #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+        {
+            cfg!(target_feature = "neon")
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            false
+        }
+    }
+
+    /// The dotprod extension (`sdot`, ARMv8.2+; not on ARMv8.0 cores such as the Cortex-A72),
+    /// what the `_dotprod` variants enable on top of `neon()`.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))] // only the aarch64 tables ask
+    pub fn dotprod() -> bool {
+        #[cfg(all(target_arch = "aarch64", feature = "std"))]
+        {
+            neon() && std::arch::is_aarch64_feature_detected!("dotprod")
+        }
+        #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+        {
+            neon() && cfg!(target_feature = "dotprod")
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,7 +206,8 @@ mod tests {
             assert_eq!(Isa::from_name(isa.name()), Ok(isa));
         }
         assert_eq!(Isa::from_name(" AVX2 "), Ok(Isa::Avx2));
-        assert_eq!(Isa::from_name("neon"), Err(UnknownIsaName));
+        assert_eq!(Isa::from_name("Neon"), Ok(Isa::Neon));
+        assert_eq!(Isa::from_name("sse"), Err(UnknownIsaName));
         assert_eq!(Isa::from_name(""), Err(UnknownIsaName));
     }
 

@@ -9,6 +9,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(target_arch = "aarch64")]
+pub mod arm;
 pub mod isa;
 pub mod ops;
 pub mod quant;

@@ -64,7 +64,8 @@ macro_rules! dot4_entry {
 
 /// A [`VecDotFn`] over the typed kernel `$kernel(n, &[$w], &[$a])`. With `unsafe`, the
 /// kernel is a `#[target_feature]` function: such entries are only built inside
-/// `x86_tables`, whose builders run only after `Isa::require` succeeded for their level.
+/// `x86_tables` and `arm_tables`, whose builders run only after `Isa::require` succeeded for
+/// their level (and the extra feature check for the VNNI and dotprod variants).
 macro_rules! dot_entry {
     (unsafe $kernel:path, $w:ty, $a:ty) => {
         (|n, w_row, act_row| {
@@ -131,6 +132,8 @@ pub struct QuantKernels {
     pub isa: Isa,
     /// Whether the AVX-512 VNNI (`vpdpbusd`) variants were chosen (only with `Isa::Avx512`).
     pub vnni: bool,
+    /// Whether the dotprod (`sdot`) variants were chosen (only with `Isa::Neon`).
+    pub dotprod: bool,
     dots: DotTable,
     /// Four-token tiles for prompt processing, by weight type (Q4_1, Q8_0); `None` elsewhere.
     dots4: Dot4Table,
@@ -146,7 +149,11 @@ struct Dot4Table {
 
 impl fmt::Debug for QuantKernels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QuantKernels").field("isa", &self.isa).field("vnni", &self.vnni).finish()
+        f.debug_struct("QuantKernels")
+            .field("isa", &self.isa)
+            .field("vnni", &self.vnni)
+            .field("dotprod", &self.dotprod)
+            .finish()
     }
 }
 
@@ -175,6 +182,10 @@ impl QuantKernels {
             Isa::Avx512 => x86_tables::avx512(crate::isa::x86_features::avx512_vnni()),
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => return Err(UnsupportedIsa(isa)),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => arm_tables::neon(crate::isa::arm_features::dotprod()),
+            #[cfg(not(target_arch = "aarch64"))]
+            Isa::Neon => return Err(UnsupportedIsa(isa)),
         })
     }
 
@@ -183,6 +194,7 @@ impl QuantKernels {
         QuantKernels {
             isa: Isa::Scalar,
             vnni: false,
+            dotprod: false,
             dots4: Dot4Table::default(),
             dots: DotTable {
                 q4_0: dot_entry!(reference::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
@@ -211,9 +223,10 @@ impl QuantKernels {
     }
 
     /// Every table this build knows, labelled, each with the reason when this CPU cannot run
-    /// it: the AVX-512 level with and without VNNI are separate entries. For tests and benches,
-    /// which run every available entry and report the skipped ones.
-    pub fn variants() -> [(&'static str, Result<QuantKernels, UnsupportedIsa>); 4] {
+    /// it: the AVX-512 level with and without VNNI, and NEON with and without dotprod, are
+    /// separate entries. For tests and benches, which run every available entry and report the
+    /// skipped ones.
+    pub fn variants() -> [(&'static str, Result<QuantKernels, UnsupportedIsa>); 6] {
         #[cfg(target_arch = "x86_64")]
         let (avx512, avx512_vnni) = {
             let avx512 = Isa::Avx512.require().map(|_| x86_tables::avx512(false));
@@ -225,11 +238,24 @@ impl QuantKernels {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let (avx512, avx512_vnni) = (Err(UnsupportedIsa(Isa::Avx512)), Err(UnsupportedIsa(Isa::Avx512)));
+        #[cfg(target_arch = "aarch64")]
+        let (neon, neon_dotprod) = {
+            let neon = Isa::Neon.require().map(|_| arm_tables::neon(false));
+            let dotprod = match neon {
+                Ok(_) if crate::isa::arm_features::dotprod() => Ok(arm_tables::neon(true)),
+                _ => Err(UnsupportedIsa(Isa::Neon)),
+            };
+            (neon, dotprod)
+        };
+        #[cfg(not(target_arch = "aarch64"))]
+        let (neon, neon_dotprod) = (Err(UnsupportedIsa(Isa::Neon)), Err(UnsupportedIsa(Isa::Neon)));
         [
             ("scalar", Ok(QuantKernels::scalar())),
             ("avx2", QuantKernels::for_isa(Isa::Avx2)),
             ("avx512", avx512),
             ("avx512-vnni", avx512_vnni),
+            ("neon", neon),
+            ("neon-dotprod", neon_dotprod),
         ]
     }
 
@@ -361,6 +387,7 @@ mod x86_tables {
         QuantKernels {
             isa: Isa::Avx2,
             vnni: false,
+            dotprod: false,
             dots4: Dot4Table {
                 q4_1: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q4_1_q8_1, BlockQ4_1, BlockQ8_1)),
                 q8_0: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q8_0_q8_0, BlockQ8_0, BlockQ8_0)),
@@ -405,5 +432,55 @@ mod x86_tables {
         };
         // The tiles mirror the AVX2 single-row kernels bit for bit, not these.
         QuantKernels { isa: Isa::Avx512, vnni, dots, dots4: Dot4Table::default(), ..base }
+    }
+}
+
+/// The table for AArch64: the scalar table with the kernels NEON has replaced. The float ops
+/// (`ops::OpKernels`) stay scalar there.
+#[cfg(target_arch = "aarch64")]
+mod arm_tables {
+    use super::*;
+    use crate::arm::neon;
+
+    /// Caller must have checked `Isa::Neon.require()`, and `arm_features::dotprod()` for
+    /// `dotprod`: the `_dotprod` kernels execute `sdot`, which is SIGILL on ARMv8.0.
+    pub(super) fn neon(dotprod: bool) -> QuantKernels {
+        let scalar = QuantKernels::scalar();
+        let dots = if dotprod {
+            DotTable {
+                q4_0: dot_entry!(unsafe neon::vec_dot_q4_0_q8_0_dotprod, BlockQ4_0, BlockQ8_0),
+                q4_1: dot_entry!(unsafe neon::vec_dot_q4_1_q8_1_dotprod, BlockQ4_1, BlockQ8_1),
+                q5_0: dot_entry!(unsafe neon::vec_dot_q5_0_q8_0_dotprod, BlockQ5_0, BlockQ8_0),
+                q5_1: dot_entry!(unsafe neon::vec_dot_q5_1_q8_1_dotprod, BlockQ5_1, BlockQ8_1),
+                q8_0: dot_entry!(unsafe neon::vec_dot_q8_0_q8_0_dotprod, BlockQ8_0, BlockQ8_0),
+                q4_k: dot_entry!(unsafe neon::vec_dot_q4_k_q8_k_dotprod, BlockQ4K, BlockQ8K),
+                q6_k: dot_entry!(unsafe neon::vec_dot_q6_k_q8_k_dotprod, BlockQ6K, BlockQ8K),
+                ..scalar.dots
+            }
+        } else {
+            DotTable {
+                q4_0: dot_entry!(unsafe neon::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
+                q4_1: dot_entry!(unsafe neon::vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1),
+                q5_0: dot_entry!(unsafe neon::vec_dot_q5_0_q8_0, BlockQ5_0, BlockQ8_0),
+                q5_1: dot_entry!(unsafe neon::vec_dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
+                q8_0: dot_entry!(unsafe neon::vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0),
+                q4_k: dot_entry!(unsafe neon::vec_dot_q4_k_q8_k, BlockQ4K, BlockQ8K),
+                q6_k: dot_entry!(unsafe neon::vec_dot_q6_k_q8_k, BlockQ6K, BlockQ8K),
+                ..scalar.dots
+            }
+        };
+        QuantKernels {
+            isa: Isa::Neon,
+            vnni: false,
+            dotprod,
+            dots,
+            dots4: Dot4Table::default(),
+            quantizers: QuantizeTable {
+                q8_0: quantize_entry!(unsafe neon::quantize_row_q8_0, BlockQ8_0),
+                q8_1: quantize_entry!(unsafe neon::quantize_row_q8_1, BlockQ8_1),
+                q8_k: quantize_entry!(unsafe neon::quantize_row_q8_k, BlockQ8K),
+                ..scalar.quantizers
+            },
+        }
     }
 }

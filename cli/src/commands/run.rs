@@ -15,6 +15,12 @@ pub struct Args {
     /// The prompt (special-token text such as <|im_start|> maps to its token).
     #[arg(short = 'p', long = "prompt")]
     prompt: String,
+    /// Wrap the prompt in the model's chat template as one user turn.
+    #[arg(long = "chat")]
+    chat: bool,
+    /// System message for --chat.
+    #[arg(long = "system", requires = "chat")]
+    system: Option<String>,
     /// Tokens to generate.
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     n_predict: usize,
@@ -61,7 +67,11 @@ pub fn main(a: Args) -> Result<()> {
     }
     let (model, load_time) = load_model(&a.model, &a.compute)?;
     let mut session = new_session(&model, &a.compute)?;
-    let prompt = model.tokenizer.encode(&a.prompt, true, true);
+    let prompt = if a.chat {
+        super::chat::single_turn_prompt(&model, a.system.as_deref(), &a.prompt)?
+    } else {
+        model.tokenizer.encode(&a.prompt, true, true)
+    };
     if a.verbose {
         eprintln!(
             "model: {} ({}, {} layers, {} vocab) | isa: {} | threads: {} | ctx: {} | kv: {:.1} MiB | seed: {seed}",

@@ -68,6 +68,9 @@ impl OpKernels {
             Isa::Avx512 => x86_tables::avx512(),
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => return Err(UnsupportedIsa(isa)),
+            // No NEON float ops yet: the scalar references (exact ggml emulations) under the
+            // Neon label, so a NEON session reports the level its quantized kernels use.
+            Isa::Neon => OpKernels { isa: Isa::Neon, ..OpKernels::scalar() },
         })
     }
 
