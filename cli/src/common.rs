@@ -51,7 +51,9 @@ impl ComputeArgs {
         let isa_name = self.isa.clone().or_else(|| std::env::var("FOVEA_ISA").ok().filter(|s| !s.is_empty()));
         if let Some(name) = isa_name {
             let isa = Isa::from_name(&name).map_err(|_| {
-                anyhow::anyhow!("unknown instruction set '{name}' (expected one of: scalar, avx2, avx512, neon)")
+                anyhow::anyhow!(
+                    "unknown instruction set '{name}' (expected one of: scalar, avx2, avx512, neon)"
+                )
             })?;
             opts.isa = Some(isa.require().map_err(|e| anyhow::anyhow!("{e}"))?);
         }

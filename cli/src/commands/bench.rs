@@ -142,7 +142,13 @@ pub fn main(mut a: Args) -> Result<()> {
 
 /// Seconds for one test: fill the cache to `context`, then time either a prompt of `n_prompt`
 /// tokens in one batch or `n_gen` single-token steps.
-fn run_once(session: &mut Session<'_>, context: &[u32], tokens: &[u32], n_prompt: usize, n_gen: usize) -> Result<f64> {
+fn run_once(
+    session: &mut Session<'_>,
+    context: &[u32],
+    tokens: &[u32],
+    n_prompt: usize,
+    n_gen: usize,
+) -> Result<f64> {
     session.reset();
     if !context.is_empty() {
         session.eval(context, Logits::Last)?;

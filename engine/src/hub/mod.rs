@@ -69,14 +69,13 @@ pub fn resolve_model_in(
 }
 
 fn lookup(name: &str) -> Result<&'static KnownModel<'static>, HubError> {
-    find_known_model(name)
-        .ok_or_else(|| {
-            let (given, known) = (name.to_owned(), known_model_names());
-            // Something that looks like a path was meant as a file: say that it is missing.
-            if name.contains(std::path::MAIN_SEPARATOR) || name.contains('/') || name.ends_with(".gguf") {
-                HubError::ModelFileNotFound { given, known }
-            } else {
-                HubError::UnknownModel { given, known }
-            }
-        })
+    find_known_model(name).ok_or_else(|| {
+        let (given, known) = (name.to_owned(), known_model_names());
+        // Something that looks like a path was meant as a file: say that it is missing.
+        if name.contains(std::path::MAIN_SEPARATOR) || name.contains('/') || name.ends_with(".gguf") {
+            HubError::ModelFileNotFound { given, known }
+        } else {
+            HubError::UnknownModel { given, known }
+        }
+    })
 }
