@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use fovea_engine::hub::{self, FetchOptions};
+use fovea_engine::sampler::SamplerConfig;
 use fovea_engine::{LoadOptions, Model, Session, SessionOptions};
 use fovea_kernels::isa::Isa;
 
@@ -77,4 +78,51 @@ pub fn load_model(arg: &ModelArg, compute: &ComputeArgs) -> Result<(Model, Durat
 
 pub fn new_session<'m>(model: &'m Model, compute: &ComputeArgs) -> Result<Session<'m>> {
     Ok(Session::new(model, &compute.session_options()?)?)
+}
+
+/// Sampling options shared by `run` and `chat` (llama.cpp's defaults).
+#[derive(clap::Args, Clone, Debug)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long = "temp", default_value_t = 0.8, allow_negative_numbers = true)]
+    temp: f32,
+    /// Keep the K most likely tokens (0 = all).
+    #[arg(long = "top-k", default_value_t = 40)]
+    top_k: usize,
+    /// Keep the smallest set of tokens with probability mass P (1 = off).
+    #[arg(long = "top-p", default_value_t = 0.95, allow_negative_numbers = true)]
+    top_p: f32,
+    /// Drop tokens less likely than P times the most likely one (0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05, allow_negative_numbers = true)]
+    min_p: f32,
+    /// Penalize repeats of the last 64 tokens (1 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0, allow_negative_numbers = true)]
+    repeat_penalty: f32,
+    /// Random seed (same seed, same output; default: from the clock).
+    #[arg(long = "seed")]
+    seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// The validated sampler configuration.
+    pub fn config(&self) -> Result<SamplerConfig> {
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        let sampler = SamplerConfig {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            seed,
+            ..SamplerConfig::default()
+        };
+        if let Err(e) = sampler.validate() {
+            bail!("{e}");
+        }
+        Ok(sampler)
+    }
 }

@@ -15,10 +15,9 @@ use fovea_engine::chat::{
     parse_messages, BuiltinFormat, ChatTemplate, Conversation, Message, TemplateOrigin,
 };
 use fovea_engine::generate::{GenerateOptions, StopReason};
-use fovea_engine::sampler::SamplerConfig;
 use fovea_engine::{Model, Session};
 
-use crate::common::{load_model, model_path, new_session, ComputeArgs, ModelArg};
+use crate::common::{load_model, model_path, new_session, ComputeArgs, ModelArg, SamplingArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,24 +35,8 @@ pub struct Args {
     /// Most tokens per reply.
     #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
     n_predict: usize,
-    /// Sampling temperature; 0 = greedy.
-    #[arg(long = "temp", default_value_t = 0.8, allow_negative_numbers = true)]
-    temp: f32,
-    /// Keep the K most likely tokens (0 = all).
-    #[arg(long = "top-k", default_value_t = 40)]
-    top_k: usize,
-    /// Keep the smallest set of tokens with probability mass P (1 = off).
-    #[arg(long = "top-p", default_value_t = 0.95, allow_negative_numbers = true)]
-    top_p: f32,
-    /// Drop tokens less likely than P times the most likely one (0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05, allow_negative_numbers = true)]
-    min_p: f32,
-    /// Penalize repeats of the last 64 tokens (1 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0, allow_negative_numbers = true)]
-    repeat_penalty: f32,
-    /// Random seed (same seed, same output).
-    #[arg(long = "seed")]
-    seed: Option<u64>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     #[command(flatten)]
     compute: ComputeArgs,
     /// Print per-turn token counts (prompt tokens reused / evaluated) and speeds on stderr.
@@ -134,22 +117,7 @@ fn with_system(mut messages: Vec<Message>, system: Option<&str>) -> Vec<Message>
 }
 
 fn generate_options(a: &Args) -> Result<GenerateOptions> {
-    let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-    });
-    let sampler = SamplerConfig {
-        temperature: a.temp,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        repeat_penalty: a.repeat_penalty,
-        seed,
-        ..SamplerConfig::default()
-    };
-    if let Err(e) = sampler.validate() {
-        bail!("{e}");
-    }
-    Ok(GenerateOptions { max_tokens: a.n_predict, sampler })
+    Ok(GenerateOptions { max_tokens: a.n_predict, sampler: a.sampling.config()? })
 }
 
 /// One reply to the JSON conversation, streamed to stdout.

@@ -4,9 +4,8 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 use fovea_engine::generate::{generate, GenerateOptions, StopReason};
-use fovea_engine::sampler::SamplerConfig;
 
-use crate::common::{load_model, new_session, ComputeArgs, ModelArg};
+use crate::common::{load_model, new_session, ComputeArgs, ModelArg, SamplingArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -24,24 +23,8 @@ pub struct Args {
     /// Tokens to generate.
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     n_predict: usize,
-    /// Sampling temperature; 0 = greedy.
-    #[arg(long = "temp", default_value_t = 0.8, allow_negative_numbers = true)]
-    temp: f32,
-    /// Keep the K most likely tokens (0 = all).
-    #[arg(long = "top-k", default_value_t = 40)]
-    top_k: usize,
-    /// Keep the smallest set of tokens with probability mass P (1 = off).
-    #[arg(long = "top-p", default_value_t = 0.95, allow_negative_numbers = true)]
-    top_p: f32,
-    /// Drop tokens less likely than P times the most likely one (0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05, allow_negative_numbers = true)]
-    min_p: f32,
-    /// Penalize repeats of the last 64 tokens (1 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0, allow_negative_numbers = true)]
-    repeat_penalty: f32,
-    /// Random seed (same seed, same output).
-    #[arg(long = "seed")]
-    seed: Option<u64>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     #[command(flatten)]
     compute: ComputeArgs,
     /// Print model and memory details on stderr.
@@ -50,21 +33,8 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> Result<()> {
-    let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-    });
-    let sampler = SamplerConfig {
-        temperature: a.temp,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        repeat_penalty: a.repeat_penalty,
-        seed,
-        ..SamplerConfig::default()
-    };
-    if let Err(e) = sampler.validate() {
-        bail!("{e}");
-    }
+    let sampler = a.sampling.config()?;
+    let seed = sampler.seed;
     let (model, load_time) = load_model(&a.model, &a.compute)?;
     let mut session = new_session(&model, &a.compute)?;
     let prompt = if a.chat {
