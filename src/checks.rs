@@ -28,6 +28,10 @@ fn session(model: &Model, n_ctx: usize) -> Session<'_> {
     Session::new(model, &SessionOptions { n_ctx, ..SessionOptions::default() }).expect("session")
 }
 
+fn session_ubatch(model: &Model, n_ctx: usize, n_ubatch: usize) -> Session<'_> {
+    Session::new(model, &SessionOptions { n_ctx, n_ubatch, ..SessionOptions::default() }).expect("session")
+}
+
 /// Our tokenizer must give the recorded prompt tokens (the forward checks use them).
 fn prompt_tokens(model: &Model, case: &Value) -> Vec<u32> {
     let want = ids(&case["prompt_tokens"]);
@@ -75,22 +79,35 @@ fn compare_top10(
 /// Quantized path: next-token top-10 against `top10` for every golden prompt.
 pub fn next_token_quantized(model: &Model, golden: &Value) {
     for case in golden["next_token"].as_array().expect("next_token") {
-        let name = case["name"].as_str().unwrap_or("?");
-        let tokens = prompt_tokens(model, case);
-        let mut s = session(model, tokens.len() + 1);
-        let logits = s.eval(&tokens, Logits::Last).expect("eval");
-        let margin = case["greedy"]["top1_margin"][0].as_f64().expect("margin");
-        let ours = top_k(&logits, 10);
-        let d = compare_top10(
-            name,
-            &ours,
-            &case["top10"],
-            QUANT_LOGIT_TOL,
-            QUANT_MIN_OVERLAP,
-            margin >= LOW_MARGIN,
-        );
-        eprintln!("quantized {name:>22}: top-1 {} | max |logit diff| over shared top-10 {d:.4}", ours[0].0);
+        next_token_quantized_one(model, case, SessionOptions::default().n_ubatch);
     }
+}
+
+/// Quantized path for the golden prompt `name`, evaluated in micro-batches of `n_ubatch` tokens
+/// (the golden run used 512; other sizes are equally valid llama.cpp settings).
+pub fn next_token_quantized_case(model: &Model, golden: &Value, name: &str, n_ubatch: usize) {
+    let case = golden["next_token"]
+        .as_array()
+        .expect("next_token")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no golden next_token case '{name}'"));
+    next_token_quantized_one(model, case, n_ubatch);
+}
+
+fn next_token_quantized_one(model: &Model, case: &Value, n_ubatch: usize) {
+    let name = case["name"].as_str().unwrap_or("?");
+    let tokens = prompt_tokens(model, case);
+    let mut s = session_ubatch(model, tokens.len() + 1, n_ubatch);
+    let logits = s.eval(&tokens, Logits::Last).expect("eval");
+    let margin = case["greedy"]["top1_margin"][0].as_f64().expect("margin");
+    let ours = top_k(&logits, 10);
+    let d =
+        compare_top10(name, &ours, &case["top10"], QUANT_LOGIT_TOL, QUANT_MIN_OVERLAP, margin >= LOW_MARGIN);
+    eprintln!(
+        "quantized {name:>22} (ubatch {n_ubatch}): top-1 {} | max |logit diff| over shared top-10 {d:.4}",
+        ours[0].0
+    );
 }
 
 /// Reference path (weights dequantized to f32, f32 products): top-10 within 1e-2.

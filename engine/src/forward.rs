@@ -1,20 +1,24 @@
 //! The transformer forward pass over a batch of tokens, read top to bottom like the paper.
 //!
-//! The whole batch goes through each layer together, so each weight matrix is streamed once per
-//! batch rather than once per token.
+//! One pass serves every architecture: what differs (embedding scale, Q/K norms, post-norms, the
+//! gate activation, attention scaling, local layers, logit soft-capping) is data on
+//! [`ModelConfig`](crate::config::ModelConfig). The whole batch goes through each layer together,
+//! so each weight matrix is streamed once per batch rather than once per token.
 
-use fovea_kernels::ops::{axpy, rms_norm};
+use fovea_kernels::ops::{axpy, rms_norm_in_place, scale_in_place, RopeTable};
 
-use crate::attention::attention;
+use crate::config::FfnActivation;
 use crate::kv_cache::KvCache;
 use crate::matmul::Compute;
 use crate::model::Model;
+use crate::{attention::AttnShape, attention_tiled::attention};
 
 impl Model {
     /// Runs `tokens` at positions `pos0..pos0 + n` through the model, storing their keys and values
     /// in `cache`, and returns the logits (n - logits_from, n_vocab) of rows `logits_from..n`.
     ///
-    /// The caller has checked that the positions fit in the cache and the ids in the vocabulary.
+    /// The caller has checked that the positions fit in the cache, the ids in the vocabulary,
+    /// and that the batch is no longer than the cache's micro-batch size.
     pub fn forward(
         &self,
         compute: &Compute,
@@ -26,14 +30,24 @@ impl Model {
         let c = &self.config;
         let file = self.file_bytes();
         let n = tokens.len();
-        let (d, hd, hdv) = (c.n_embd, c.head_dim, c.head_dim_v);
+        let (d, hd, hdv, eps) = (c.n_embd, c.head_dim, c.head_dim_v, c.rms_eps);
         let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
         let att_dim = c.n_head * hdv;
+        let shape = AttnShape {
+            n_head: c.n_head,
+            group: c.gqa_group(),
+            head_dim: hd,
+            head_dim_v: hdv,
+            kq_scale: c.kq_scale,
+        };
 
-        // x (n, d): the residual stream, starting from the token embeddings.
+        // x (n, d): the residual stream, starting from the (scaled) token embeddings.
         let mut x = vec![0.0f32; n * d];
         for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
             self.tok_embd.row_f32(file, tok as usize, row);
+        }
+        if let Some(s) = c.embd_scale {
+            scale_in_place(&mut x, s);
         }
         let mut xn = vec![0.0f32; n * d]; // (n, d) normalized input of a sub-block
         let mut q = vec![0.0f32; n * q_dim]; // (n, n_head * hd)
@@ -44,65 +58,135 @@ impl Model {
         let mut gate = vec![0.0f32; n * c.n_ff]; // (n, n_ff)
         let mut up = vec![0.0f32; n * c.n_ff]; // (n, n_ff)
 
-        // cos/sin (n, n_rot/2) of every position in the batch, shared by all layers and heads.
-        let half = c.n_rot / 2;
-        let mut cos = vec![0.0f32; n * half];
-        let mut sin = vec![0.0f32; n * half];
-        for t in 0..n {
-            self.rope.angles(
-                pos0 + t,
-                &mut cos[t * half..(t + 1) * half],
-                &mut sin[t * half..(t + 1) * half],
-            );
-        }
+        // cos/sin (n, n_rot/2) of every position in the batch, per RoPE table, shared by all
+        // layers and heads that use the table.
+        // Rows of the residual stream still computed: all n until the last layer's FFN.
+        let n_out = n.saturating_sub(logits_from);
+        let mut rows = n;
+
+        let global = Angles::new(&self.rope, pos0, n);
+        let local = self.rope_local.as_ref().map(|r| Angles::new(r, pos0, n));
 
         for (l, layer) in self.layers.iter().enumerate() {
             // --- attention ---
-            for (xr, xnr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
-                rms_norm(xr, &layer.attn_norm, c.rms_eps, xnr);
-            }
+            rms_norm_rows(&x, &layer.attn_norm, eps, &mut xn);
             compute.matmul(file, &layer.wq, &xn, n, &mut q);
             compute.matmul(file, &layer.wk, &xn, n, &mut k);
             compute.matmul(file, &layer.wv, &xn, n, &mut v);
+            let rope = self.rope_for(l);
+            let angles = match (&local, c.window(l)) {
+                (Some(a), Some(_)) => a,
+                _ => &global,
+            };
             for t in 0..n {
-                let (ct, st) = (&cos[t * half..(t + 1) * half], &sin[t * half..(t + 1) * half]);
+                let (ct, st) = angles.at(t);
                 for head in q[t * q_dim..(t + 1) * q_dim].chunks_exact_mut(hd) {
-                    self.rope.rotate(head, ct, st);
+                    if let Some(w) = &layer.attn_q_norm {
+                        rms_norm_in_place(head, w, eps);
+                    }
+                    rope.rotate(head, ct, st);
                 }
                 for head in k[t * kv_dim..(t + 1) * kv_dim].chunks_exact_mut(hd) {
-                    self.rope.rotate(head, ct, st);
+                    if let Some(w) = &layer.attn_k_norm {
+                        rms_norm_in_place(head, w, eps);
+                    }
+                    rope.rotate(head, ct, st);
                 }
                 cache.store(l, pos0 + t, &k[t * kv_dim..(t + 1) * kv_dim], &v[t * v_dim..(t + 1) * v_dim]);
             }
-            attention(compute, cache, l, c.n_head, c.gqa_group(), hd, hdv, pos0, &q, n, &mut att);
+            if c.q_scale != 1.0 {
+                scale_in_place(&mut q, c.q_scale);
+            }
+            attention(compute, cache, l, shape, pos0, &q, &mut att);
             compute.matmul(file, &layer.wo, &att, n, &mut proj);
+            if l + 1 == c.n_layer && rows > n_out {
+                // After the last attention only the rows whose logits are wanted matter: like
+                // llama.cpp (`inp_out_ids`), run the rest of the layer on those rows alone. This
+                // also picks the same matmul kernels, which ggml chooses by row count.
+                let skip = (rows - n_out) * d;
+                x.drain(..skip);
+                proj.drain(..skip);
+                rows = n_out;
+                xn.truncate(rows * d);
+                gate.truncate(rows * c.n_ff);
+                up.truncate(rows * c.n_ff);
+            }
+            if let Some(w) = &layer.post_attn_norm {
+                rms_norm_rows_in_place(&mut proj, w, eps);
+            }
             axpy(1.0, &proj, &mut x);
 
-            // --- feed-forward (SwiGLU) ---
-            for (xr, xnr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
-                rms_norm(xr, &layer.ffn_norm, c.rms_eps, xnr);
+            // --- feed-forward: act(W_gate x) * (W_up x), then W_down ---
+            rms_norm_rows(&x, &layer.ffn_norm, eps, &mut xn);
+            compute.matmul(file, &layer.w_gate, &xn, rows, &mut gate);
+            compute.matmul(file, &layer.w_up, &xn, rows, &mut up);
+            match c.ffn_act {
+                FfnActivation::Silu => {
+                    for (g, u) in gate.chunks_exact_mut(c.n_ff).zip(up.chunks_exact(c.n_ff)) {
+                        compute.ops.swiglu(g, u); // per row: ggml's last partial group of 16 is per row
+                    }
+                }
+                FfnActivation::GeluTanh => compute.ops.geglu(&mut gate, &up),
             }
-            compute.matmul(file, &layer.w_gate, &xn, n, &mut gate);
-            compute.matmul(file, &layer.w_up, &xn, n, &mut up);
-            for (g, u) in gate.chunks_exact_mut(c.n_ff).zip(up.chunks_exact(c.n_ff)) {
-                compute.ops.swiglu(g, u); // per row: ggml's last partial group of 16 is per row
+            compute.matmul(file, &layer.w_down, &gate, rows, &mut proj);
+            if let Some(w) = &layer.post_ffn_norm {
+                rms_norm_rows_in_place(&mut proj, w, eps);
             }
-            compute.matmul(file, &layer.w_down, &gate, n, &mut proj);
             axpy(1.0, &proj, &mut x);
         }
 
-        // --- output: only the rows whose logits were asked for ---
-        let n_out = n.saturating_sub(logits_from);
-        let mut last = vec![0.0f32; n_out * d];
-        for (i, row) in last.chunks_exact_mut(d).enumerate() {
-            let t = logits_from + i;
-            rms_norm(&x[t * d..(t + 1) * d], &self.output_norm, c.rms_eps, row);
-        }
+        // --- output: x now holds only the rows whose logits were asked for ---
+        let mut last = x; // (n_out, d)
+        rms_norm_rows_in_place(&mut last, &self.output_norm, eps);
         let out = self.output_matrix();
         let mut logits = vec![0.0f32; n_out * out.rows];
         if n_out > 0 {
             compute.matmul(file, out, &last, n_out, &mut logits);
         }
+        if let Some(cap) = c.final_logit_softcap {
+            // ggml: scale by 1/cap, tanh, scale by cap.
+            let inv = 1.0 / cap;
+            for l in &mut logits {
+                *l = (*l * inv).tanh() * cap;
+            }
+        }
         logits
+    }
+}
+
+/// cos/sin (n, n_rot/2) of positions pos0..pos0 + n under one RoPE table.
+struct Angles {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Angles {
+    fn new(rope: &RopeTable, pos0: usize, n: usize) -> Angles {
+        let half = rope.n_rot() / 2;
+        let (mut cos, mut sin) = (vec![0.0f32; n * half], vec![0.0f32; n * half]);
+        for t in 0..n {
+            rope.angles(pos0 + t, &mut cos[t * half..(t + 1) * half], &mut sin[t * half..(t + 1) * half]);
+        }
+        Angles { half, cos, sin }
+    }
+
+    /// cos, sin (n_rot/2,) of batch row t.
+    fn at(&self, t: usize) -> (&[f32], &[f32]) {
+        let r = t * self.half..(t + 1) * self.half;
+        (&self.cos[r.clone()], &self.sin[r])
+    }
+}
+
+/// out (n, d) = rmsnorm of every row of x (n, d), times w (d,).
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    out.copy_from_slice(x);
+    rms_norm_rows_in_place(out, w, eps);
+}
+
+/// x (n, d) <- rmsnorm of every row, times w (d,).
+fn rms_norm_rows_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    for row in x.chunks_exact_mut(w.len()) {
+        rms_norm_in_place(row, w, eps);
     }
 }

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod attention;
+pub mod attention_tiled;
 pub mod chat;
 pub mod config;
 pub mod error;

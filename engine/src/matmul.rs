@@ -46,8 +46,14 @@ impl Compute {
         // act (n_tok, act_bytes): every activation row quantized once, shared by all weight rows.
         // Both lookups succeed: `Model::load` accepts only types with kernels (`supports_vec_dot`).
         let quantize = self.kernels.quantize_fn(partner).expect("weight types are checked at load");
-        let dot = self.kernels.vec_dot_fn(w.ty).expect("weight types are checked at load");
-        let dot4 = self.kernels.vec_dot4_fn(w.ty);
+        let mut dot = self.kernels.vec_dot_fn(w.ty).expect("weight types are checked at load");
+        let mut dot4 = self.kernels.vec_dot4_fn(w.ty);
+        if n_tok >= 8 {
+            if let Some(batch) = self.kernels.batch_dot_fn(w.ty) {
+                dot = batch;
+                dot4 = None;
+            }
+        }
         let mut act = vec![0u8; n_tok * act_bytes];
         for (xr, ar) in x.chunks_exact(w.cols).zip(act.chunks_exact_mut(act_bytes)) {
             quantize(xr, ar);

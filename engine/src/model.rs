@@ -6,7 +6,7 @@ use fovea_formats::mmap::MappedGguf;
 use fovea_formats::Gguf;
 use fovea_kernels::ops::RopeTable;
 
-use crate::config::{Arch, ModelConfig};
+use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::tokenizer::{Tokenizer, VocabData};
 use crate::weights::{Matrix, TensorLoader};
@@ -21,6 +21,12 @@ pub struct LoadOptions {
 
 pub struct LayerWeights {
     pub attn_norm: Vec<f32>,
+    /// Per-head query/key norms (head_dim,), when `config.qk_norm`.
+    pub attn_q_norm: Option<Vec<f32>>,
+    pub attn_k_norm: Option<Vec<f32>>,
+    /// Norms of the attention and FFN outputs (n_embd,), when `config.post_norms`.
+    pub post_attn_norm: Option<Vec<f32>>,
+    pub post_ffn_norm: Option<Vec<f32>>,
     /// W_q (n_head * head_dim, n_embd), W_k/W_v (n_head_kv * head_dim[_v], n_embd)
     pub wq: Matrix,
     pub wk: Matrix,
@@ -47,7 +53,10 @@ pub struct Model {
     /// output (n_vocab, n_embd); `None` when tied to `tok_embd`.
     pub output: Option<Matrix>,
     pub layers: Vec<LayerWeights>,
+    /// RoPE of the global layers (every layer when the model has no sliding window).
     pub rope: RopeTable,
+    /// RoPE of the local (sliding-window) layers, whose base differs (Gemma 3: 10000 vs 1e6).
+    pub rope_local: Option<RopeTable>,
     pub reference_f32: bool,
 }
 
@@ -73,8 +82,14 @@ impl Model {
         let layers = (0..c.n_layer)
             .map(|i| {
                 let name = |s: &str| format!("blk.{i}.{s}.weight");
+                let norm_if =
+                    |on: bool, s: &str, n: usize| on.then(|| loader.vector(&name(s), n)).transpose();
                 Ok(LayerWeights {
                     attn_norm: loader.vector(&name("attn_norm"), c.n_embd)?,
+                    attn_q_norm: norm_if(c.qk_norm, "attn_q_norm", c.head_dim)?,
+                    attn_k_norm: norm_if(c.qk_norm, "attn_k_norm", c.head_dim)?,
+                    post_attn_norm: norm_if(c.post_norms, "post_attention_norm", c.n_embd)?,
+                    post_ffn_norm: norm_if(c.post_norms, "post_ffw_norm", c.n_embd)?,
                     wq: loader.matrix(&name("attn_q"), c.n_embd, q_dim)?,
                     wk: loader.matrix(&name("attn_k"), c.n_embd, kv_dim)?,
                     wv: loader.matrix(&name("attn_v"), c.n_embd, v_dim)?,
@@ -90,9 +105,10 @@ impl Model {
         if loader.has("rope_freqs.weight") {
             rope = rope.with_freq_factors(loader.vector("rope_freqs.weight", c.n_rot / 2)?);
         }
-        match config.arch {
-            Arch::Llama => {}
-        }
+        let rope_local = c
+            .swa
+            .as_ref()
+            .map(|swa| RopeTable::new(c.n_rot, swa.rope_base, swa.rope_freq_scale, c.rope_layout));
         drop(gguf);
         Ok(Model {
             path: path.to_path_buf(),
@@ -104,6 +120,7 @@ impl Model {
             output,
             layers,
             rope,
+            rope_local,
             reference_f32: opts.reference_f32,
             file,
         })
@@ -122,6 +139,14 @@ impl Model {
     /// The mapped file, which `Matrix::Mapped` handles index into.
     pub fn file_bytes(&self) -> &[u8] {
         self.file.bytes()
+    }
+
+    /// The RoPE table of `layer`.
+    pub fn rope_for(&self, layer: usize) -> &RopeTable {
+        match (&self.rope_local, self.config.window(layer)) {
+            (Some(local), Some(_)) => local,
+            _ => &self.rope,
+        }
     }
 
     /// The output projection (tied to the token embedding when the file has no `output.weight`).

@@ -63,9 +63,7 @@ impl<'m> Session<'m> {
         }
         // The whole KV cache is allocated up front: ask first, so an impossible context size is an
         // error rather than an allocation-failure abort (an unused reservation touches no pages).
-        let kv_floats = [c.n_layer, c.n_head_kv, n_ctx, c.head_dim + c.head_dim_v]
-            .into_iter()
-            .try_fold(1usize, usize::checked_mul);
+        let kv_floats = KvCache::floats_needed(c, n_ctx, opts.n_ubatch);
         if kv_floats.is_none_or(|n| Vec::<f32>::new().try_reserve_exact(n).is_err()) {
             return Err(EngineError::InvalidSetting(format!(
                 "a context of {n_ctx} tokens needs more KV-cache memory than this machine can allocate"
@@ -86,7 +84,7 @@ impl<'m> Session<'m> {
         Ok(Session {
             model,
             compute: Compute::new(kernels, n_threads),
-            cache: KvCache::new(c.n_layer, c.n_head_kv, c.head_dim, c.head_dim_v, n_ctx),
+            cache: KvCache::new(c, n_ctx, opts.n_ubatch),
             n_past: 0,
             n_ubatch: opts.n_ubatch,
         })
@@ -117,14 +115,29 @@ impl<'m> Session<'m> {
         self.cache.bytes()
     }
 
+    /// Bytes the KV cache would take with every layer keeping every position (equal to
+    /// [`Session::kv_bytes`] unless the model has sliding-window layers).
+    pub fn kv_bytes_full(&self) -> usize {
+        self.cache.full_bytes()
+    }
+
     /// Forgets every cached token (the buffers are kept).
     pub fn reset(&mut self) {
         self.n_past = 0;
+        self.cache.reset();
     }
 
-    /// Drops cached tokens past `n` (to re-run from an earlier point).
-    pub fn truncate(&mut self, n: usize) {
-        self.n_past = self.n_past.min(n);
+    /// Drops cached tokens past `n` (to re-run from an earlier point) and returns the tokens kept:
+    /// `min(n, n_past)`, or 0 when a sliding-window layer's ring has already overwritten part of
+    /// the window that position needs (a step back of more than `n_ubatch` tokens past the
+    /// furthest position ever evaluated); then everything must be evaluated again.
+    pub fn truncate(&mut self, n: usize) -> usize {
+        let n = self.n_past.min(n);
+        self.n_past = if self.cache.can_resume_at(n) { n } else { 0 };
+        if self.n_past == 0 {
+            self.cache.reset();
+        }
+        self.n_past
     }
 
     /// Appends `tokens` to the context and returns the requested logits, (rows, n_vocab) row-major.

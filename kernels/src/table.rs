@@ -280,6 +280,27 @@ impl QuantKernels {
         })
     }
 
+    /// The dot llama.cpp uses for weight type `w` in batches of 8+ rows, when it differs from the
+    /// single-row one (ggml's tiled K-quant matmul; see `quant::tiled_k`).
+    pub fn batch_dot_fn(&self, w: GgmlType) -> Option<VecDotFn> {
+        use crate::quant::tiled_k;
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.isa, Isa::Avx2 | Isa::Avx512) {
+            use crate::x86::avx2;
+            // The table exists, so `for_isa` checked this CPU for AVX2 (AVX-512 implies it).
+            return match w {
+                GgmlType::Q4K => Some(dot_entry!(unsafe avx2::vec_dot_q4_k_q8_k_tiled, BlockQ4K, BlockQ8K)),
+                GgmlType::Q6K => Some(dot_entry!(unsafe avx2::vec_dot_q6_k_q8_k_tiled, BlockQ6K, BlockQ8K)),
+                _ => None,
+            };
+        }
+        match w {
+            GgmlType::Q4K => Some(dot_entry!(tiled_k::vec_dot_q4_k_q8_k_tiled, BlockQ4K, BlockQ8K)),
+            GgmlType::Q6K => Some(dot_entry!(tiled_k::vec_dot_q6_k_q8_k_tiled, BlockQ6K, BlockQ8K)),
+            _ => None,
+        }
+    }
+
     /// The four-token tile kernel for weight type `w`, when this ISA has one.
     pub fn vec_dot4_fn(&self, w: GgmlType) -> Option<VecDot4Fn> {
         match w {

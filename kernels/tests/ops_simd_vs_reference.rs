@@ -4,7 +4,7 @@
 //! positions must match). Sizes cover empty, single, odd tails and the 16/64-lane edges.
 
 use fovea_kernels::isa::Isa;
-use fovea_kernels::ops::{self, OpKernels, ValueOrder};
+use fovea_kernels::ops::{self, OpKernels, ValueAcc, ValueOrder};
 
 /// Lengths around the 16-lane group and the 64-element dot step, and one long row.
 const LENGTHS: [usize; 10] = [0, 1, 7, 16, 17, 63, 64, 65, 200, 4097];
@@ -179,6 +179,114 @@ fn attention_values_equal_reference_in_both_orders() {
                     assert_same(&got, &want, &what);
                 }
             }
+        }
+    }
+}
+
+/// Chunkings of n positions: lengths of consecutive chunks, cycled. Covers single positions,
+/// chunks that leave the accumulator mid-round (5, 63, 100), whole rounds and whole tiles (64,
+/// 256), and one chunk over everything.
+fn chunkings(n: usize) -> Vec<Vec<usize>> {
+    vec![vec![n.max(1)], vec![1], vec![5, 63], vec![64], vec![256], vec![100, 1, 256], vec![300, 7]]
+}
+
+/// Splits (w, values) into consecutive chunks of the `sizes` lengths (cycled) and adds each.
+fn add_in_chunks(ops: &OpKernels, acc: &mut ValueAcc, w: &[f32], values: &[f32], sizes: &[usize]) {
+    let hdv = acc.hdv();
+    let (mut j, mut k) = (0, 0);
+    while j < w.len() {
+        let end = (j + sizes[k % sizes.len()]).min(w.len());
+        ops.attn_values_add(acc, &w[j..end], &values[j * hdv..end * hdv]);
+        (j, k) = (end, k + 1);
+    }
+}
+
+/// Softmax weights of n positions, every third position masked (zero weight) and, when
+/// `masked_tail`, the last 40 too, as rows with masked cells give them.
+fn value_weights(rng: &mut Rng, n: usize, masked_tail: bool) -> Vec<f32> {
+    let mut w = rng.vec(n, 3.0);
+    for (j, v) in w.iter_mut().enumerate() {
+        if j % 3 == 1 || (masked_tail && j + 40 >= n) {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    ops::softmax_in_place(&mut w);
+    w
+}
+
+#[test]
+fn chunked_value_sums_equal_one_shot_sums_to_the_bit() {
+    let mut rng = Rng(0x5eed_0006);
+    let tables: Vec<OpKernels> = [OpKernels::scalar()].into_iter().chain(simd_tables()).collect();
+    for hdv in [1usize, 7, 16, 17, 64, 65, 80] {
+        for n in [0usize, 1, 63, 64, 65, 255, 256, 257, 700, 1031] {
+            for masked_tail in [false, true] {
+                let w = value_weights(&mut rng, n, masked_tail);
+                let values = rng.vec(n * hdv, 4.0);
+                for order in [ValueOrder::Gemm, ValueOrder::VecDot] {
+                    let mut want = vec![0.0f32; hdv];
+                    ops::attn_values(&w, &values, order, &mut want);
+                    for ops_any in &tables {
+                        for sizes in chunkings(n) {
+                            let mut acc = ValueAcc::new(order, hdv);
+                            add_in_chunks(ops_any, &mut acc, &w, &values, &sizes);
+                            assert_eq!(acc.seen(), n);
+                            let mut got = vec![f32::NAN; hdv];
+                            ops_any.attn_values_finish(&acc, &mut got);
+                            let what =
+                                format!("{:?} chunks {sizes:?} {order:?} hdv={hdv} n={n}", ops_any.isa());
+                            assert_same(&got, &want, &what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn value_sums_can_switch_tables_between_chunks_and_reuse_the_state() {
+    // Every table keeps the same accumulator state, so chunks added by different tables (and
+    // an accumulator reset for the next query) still give the reference bits.
+    let mut rng = Rng(0x5eed_0007);
+    let tables: Vec<OpKernels> = [OpKernels::scalar()].into_iter().chain(simd_tables()).collect();
+    let mut acc = ValueAcc::new(ValueOrder::VecDot, 3);
+    for (hdv, n) in [(64usize, 777usize), (17, 300), (80, 129)] {
+        let w = value_weights(&mut rng, n, true);
+        let values = rng.vec(n * hdv, 2.0);
+        for order in [ValueOrder::Gemm, ValueOrder::VecDot] {
+            let mut want = vec![0.0f32; hdv];
+            ops::attn_values(&w, &values, order, &mut want);
+            acc.reset(order, hdv);
+            for (i, j) in (0..n).step_by(37).enumerate() {
+                let end = (j + 37).min(n);
+                tables[i % tables.len()].attn_values_add(&mut acc, &w[j..end], &values[j * hdv..end * hdv]);
+            }
+            let mut got = vec![f32::NAN; hdv];
+            tables[tables.len() - 1].attn_values_finish(&acc, &mut got);
+            assert_same(&got, &want, &format!("mixed tables {order:?} hdv={hdv} n={n}"));
+        }
+    }
+}
+
+#[test]
+fn scores_over_key_ranges_equal_scores_over_the_row() {
+    // A score depends on its own key only: the scores of a sub-range of keys are the same
+    // floats as those positions of the whole row.
+    let mut rng = Rng(0x5eed_0008);
+    let tables: Vec<OpKernels> = [OpKernels::scalar()].into_iter().chain(simd_tables()).collect();
+    for hd in [7usize, 64, 65, 128] {
+        let n = 600;
+        let q = rng.vec(hd, 2.0);
+        let keys = rng.vec(n * hd, 2.0);
+        let mut want = vec![0.0f32; n];
+        ops::attn_scores(&q, &keys, 0.125, &mut want);
+        for ops_any in &tables {
+            let mut got = vec![f32::NAN; n];
+            for (a, b) in [(0usize, 1usize), (1, 64), (64, 65), (65, 320), (320, 599), (599, 600)] {
+                ops_any.attn_scores(&q, &keys[a * hd..b * hd], 0.125, &mut got[a..b]);
+            }
+            assert_same(&got, &want, &format!("{:?} scores by range hd={hd}", ops_any.isa()));
         }
     }
 }

@@ -118,7 +118,8 @@ impl Conversation {
         if reused == tokens.len() {
             reused = reused.saturating_sub(1);
         }
-        session.truncate(reused);
+        // A sliding-window cache may not be able to step back that far: it then keeps less.
+        let reused = session.truncate(reused);
         self.cached.truncate(reused);
 
         let mut text = String::new();

@@ -19,7 +19,7 @@ mod x86;
 pub use activation::{
     geglu_in_place, gelu_f16_table, gelu_tanh, silu, silu_mul_in_place, silu_poly, swiglu_row,
 };
-pub use attention::{attn_scores, attn_values, ValueOrder};
+pub use attention::{attn_scores, attn_values, attn_values_add, attn_values_finish, ValueAcc, ValueOrder};
 pub use dot::{axpy, dot_f32, dot_f32_4x16, scale_in_place, DOT_STEP};
 pub use expf::exp_poly;
 pub use reduce::{hsum16, LANES};

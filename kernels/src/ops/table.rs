@@ -7,13 +7,15 @@
 
 use core::fmt;
 
-use super::attention::ValueOrder;
+use super::attention::{ValueAcc, ValueOrder};
 use crate::isa::{Isa, UnsupportedIsa};
 
 /// scores (n,) = keys (n, hd) · q (hd,) * scale.
 pub type AttnScoresFn = fn(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]);
-/// out (hdv,) = Σ_j w[j] * values[j], values (n, hdv), w (n,).
-pub type AttnValuesFn = fn(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]);
+/// acc += Σ_j w[j] * values[j] over the next positions, values (n, hdv), w (n,).
+pub type AttnValuesAddFn = fn(acc: &mut ValueAcc, w: &[f32], values: &[f32]);
+/// out (hdv,) = the value sum in acc.
+pub type AttnValuesFinishFn = fn(acc: &ValueAcc, out: &mut [f32]);
 /// x (n,) <- softmax(x), one attention row.
 pub type SoftmaxFn = fn(x: &mut [f32]);
 /// gate (n,) <- act(gate) * up, one FFN row.
@@ -26,7 +28,8 @@ pub type RmsNormFn = fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]);
 pub struct OpKernels {
     isa: Isa,
     attn_scores: AttnScoresFn,
-    attn_values: AttnValuesFn,
+    attn_values_add: AttnValuesAddFn,
+    attn_values_finish: AttnValuesFinishFn,
     softmax: SoftmaxFn,
     swiglu: GatedFn,
     geglu: GatedFn,
@@ -79,7 +82,8 @@ impl OpKernels {
         OpKernels {
             isa: Isa::Scalar,
             attn_scores: super::attn_scores,
-            attn_values: super::attn_values,
+            attn_values_add: super::attn_values_add,
+            attn_values_finish: super::attn_values_finish,
             softmax: super::softmax_in_place,
             swiglu: super::swiglu_row,
             geglu: super::geglu_in_place,
@@ -98,10 +102,25 @@ impl OpKernels {
         (self.attn_scores)(q, keys, scale, scores)
     }
 
-    /// out (hdv,) = Σ_j w[j] * values[j] over values (n, hdv), summed in `order`.
-    #[inline]
+    /// out (hdv,) = Σ_j w[j] * values[j] over values (n, hdv), summed in `order`: one
+    /// [`ValueAcc`] over all positions.
     pub fn attn_values(&self, w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
-        (self.attn_values)(w, values, order, out)
+        let mut acc = ValueAcc::new(order, out.len());
+        self.attn_values_add(&mut acc, w, values);
+        self.attn_values_finish(&acc, out);
+    }
+
+    /// acc += Σ_j w[j] * values[j] over the next positions, values (n, hdv), w (n,). Adding
+    /// consecutive chunks gives the bits of one [`OpKernels::attn_values`] over all of them.
+    #[inline]
+    pub fn attn_values_add(&self, acc: &mut ValueAcc, w: &[f32], values: &[f32]) {
+        (self.attn_values_add)(acc, w, values)
+    }
+
+    /// out (hdv,) = the value sum in acc (positions never added count as zero weights).
+    #[inline]
+    pub fn attn_values_finish(&self, acc: &ValueAcc, out: &mut [f32]) {
+        (self.attn_values_finish)(acc, out)
     }
 
     /// x (n,) <- softmax(x) of one attention row (-inf = masked).
@@ -140,7 +159,8 @@ mod x86_tables {
         OpKernels {
             isa: Isa::Avx2,
             attn_scores: checked!(avx2::attn_scores, |q, k, s, o|),
-            attn_values: checked!(avx2::attn_values, |w, v, order, o|),
+            attn_values_add: checked!(avx2::attn_values_add, |acc, w, v|),
+            attn_values_finish: checked!(avx2::attn_values_finish, |acc, o|),
             softmax: checked!(avx2::softmax_in_place, |x|),
             swiglu: checked!(avx2::swiglu_row, |g, u|),
             ..OpKernels::scalar()
@@ -152,7 +172,8 @@ mod x86_tables {
         OpKernels {
             isa: Isa::Avx512,
             attn_scores: checked!(avx512::attn_scores, |q, k, s, o|),
-            attn_values: checked!(avx512::attn_values, |w, v, order, o|),
+            attn_values_add: checked!(avx512::attn_values_add, |acc, w, v|),
+            attn_values_finish: checked!(avx512::attn_values_finish, |acc, o|),
             softmax: checked!(avx512::softmax_in_place, |x|),
             swiglu: checked!(avx512::swiglu_row, |g, u|),
             ..OpKernels::scalar()

@@ -12,6 +12,7 @@ pub mod quantize;
 pub mod quantize_weights;
 pub mod reference;
 pub mod row;
+pub mod tiled_k;
 
 pub use row::{quantize_activation, supports_vec_dot, vec_dot, vec_dot_type};
 

@@ -4,9 +4,7 @@
 
 use core::arch::x86_64::*;
 
-use alloc::vec;
-
-use crate::ops::attention::ValueOrder;
+use crate::ops::attention::{ValueAcc, ValueOrder};
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
 use crate::ops::reduce::LANES;
@@ -209,70 +207,80 @@ pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32
     }
 }
 
-/// `ops::attn_values`: out (hdv,) = Σ_j w[j] values[j] over values (n, hdv), in `order`.
+/// `ops::attn_values_add`: acc += Σ_j w[j] values[j] over the next positions, values (n, hdv).
 /// Tiled over positions like the AVX-512 version.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn attn_values(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
-    match order {
-        ValueOrder::Gemm => values_in_order::<LANES>(w, values, out),
-        ValueOrder::VecDot => values_in_order::<DOT_STEP>(w, values, out),
+pub unsafe fn attn_values_add(acc: &mut ValueAcc, w: &[f32], values: &[f32]) {
+    match acc.order() {
+        ValueOrder::Gemm => add_in_order::<LANES>(acc, w, values),
+        ValueOrder::VecDot => add_in_order::<DOT_STEP>(acc, w, values),
     }
 }
 
 /// Positions per tile (a multiple of 64; see the AVX-512 version).
 const TILE: usize = 256;
 
-/// [`attn_values`] with K accumulators per 16-column block (16: tinyBLAS, 64: vec_dot).
+/// 16 floats at p as one ggml vector.
+///
+/// # Safety
+/// p..p + 16 must be readable.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn values_in_order<const K: usize>(w: &[f32], values: &[f32], out: &mut [f32]) {
-    let hdv = out.len();
+unsafe fn load_v16(p: *const f32) -> V16 {
+    // SAFETY: the caller guarantees 16 readable floats.
+    unsafe { V16 { lo: _mm256_loadu_ps(p), hi: _mm256_loadu_ps(p.add(8)) } }
+}
+
+/// [`attn_values_add`] with K accumulators per 16-column block (16: tinyBLAS, 64: vec_dot).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn add_in_order<const K: usize>(acc: &mut ValueAcc, w: &[f32], values: &[f32]) {
+    let hdv = acc.hdv();
+    debug_assert_eq!(values.len(), w.len() * hdv);
     let n = w.len().min(values.len() / hdv.max(1));
-    let blocks = hdv.div_ceil(LANES);
-    // acc[b]: the K accumulators of column block b; acc[b][l] takes positions j % K == l.
-    let mut acc = vec![[splat(0.0); K]; blocks];
+    // lanes (blocks, K, 16): block b's accumulator l takes positions with (seen + j) % K == l.
+    let (lanes, seen) = acc.advance(n);
     for t0 in (0..n).step_by(TILE) {
         let tile = &w[t0..(t0 + TILE).min(n)];
-        for (b, acc) in acc.iter_mut().enumerate() {
+        for (b, state) in lanes.chunks_exact_mut(K * LANES).enumerate() {
             let d = b * LANES;
+            // SAFETY: state holds K * 16 floats.
+            let mut a: [V16; K] =
+                core::array::from_fn(|l| unsafe { load_v16(state.as_ptr().add(l * LANES)) });
             if hdv - d >= LANES {
-                // SAFETY: t0 + j < n and n * hdv <= values.len(); columns d..d + 16 < hdv.
-                let row = |j: usize| unsafe {
-                    let p = values.as_ptr().add((t0 + j) * hdv + d);
-                    V16 { lo: _mm256_loadu_ps(p), hi: _mm256_loadu_ps(p.add(8)) }
-                };
-                accumulate(acc, tile, row);
+                // SAFETY: t0 + j < n and n * hdv <= values.len(); columns d..d + 16 <= hdv.
+                let row = |j: usize| unsafe { load_v16(values.as_ptr().add((t0 + j) * hdv + d)) };
+                accumulate(&mut a, seen % K, tile, row);
             } else {
-                accumulate(acc, tile, |j| load16(&values[(t0 + j) * hdv..(t0 + j + 1) * hdv], d, 0.0));
+                let row = |j: usize| load16(&values[(t0 + j) * hdv..(t0 + j + 1) * hdv], d, 0.0);
+                accumulate(&mut a, seen % K, tile, row);
+            }
+            for (l, a) in a.iter().enumerate() {
+                // SAFETY: as for the load.
+                unsafe {
+                    let p = state.as_mut_ptr().add(l * LANES);
+                    _mm256_storeu_ps(p, a.lo);
+                    _mm256_storeu_ps(p.add(8), a.hi);
+                }
             }
         }
     }
-    for (b, acc) in acc.iter().enumerate() {
-        let folded: [V16; LANES] = if K == LANES {
-            core::array::from_fn(|l| acc[l])
-        } else {
-            core::array::from_fn(|l| {
-                both!(
-                    _mm256_add_ps,
-                    both!(_mm256_add_ps, acc[l], acc[2 * LANES + l]),
-                    both!(_mm256_add_ps, acc[LANES + l], acc[3 * LANES + l])
-                )
-            })
-        };
-        store16(out, b * LANES, hsum_columns(&folded));
-    }
 }
 
-/// acc[l] += w[j] row(j) for positions j % K == l of one tile starting at a multiple of K.
+/// a[(first + j) % K] += w[j] row(j) for the positions j of one tile, the accumulator of its
+/// first position being `first`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn accumulate<const K: usize>(acc: &mut [V16; K], w: &[f32], row: impl Fn(usize) -> V16) {
-    let mut a = *acc;
-    let whole = w.len() / K * K;
-    for j0 in (0..whole).step_by(K) {
+fn accumulate<const K: usize>(a: &mut [V16; K], first: usize, w: &[f32], row: impl Fn(usize) -> V16) {
+    let head = ((K - first) % K).min(w.len());
+    for j in 0..head {
+        a[first + j] = both!(_mm256_fmadd_ps, row(j), splat(w[j]), a[first + j]);
+    }
+    let whole = head + (w.len() - head) / K * K;
+    for j0 in (head..whole).step_by(K) {
         for (l, a) in a.iter_mut().enumerate() {
             *a = both!(_mm256_fmadd_ps, row(j0 + l), splat(w[j0 + l]), *a);
         }
@@ -280,5 +288,29 @@ fn accumulate<const K: usize>(acc: &mut [V16; K], w: &[f32], row: impl Fn(usize)
     for (a, j) in a.iter_mut().zip(whole..w.len()) {
         *a = both!(_mm256_fmadd_ps, row(j), splat(w[j]), *a);
     }
-    *acc = a;
+}
+
+/// `ops::attn_values_finish`: out (hdv,) = the value sum in acc.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn attn_values_finish(acc: &ValueAcc, out: &mut [f32]) {
+    debug_assert_eq!(out.len(), acc.hdv());
+    let k = acc.order().accumulators();
+    for (b, state) in acc.lanes().chunks_exact(k * LANES).enumerate() {
+        // SAFETY: accumulator l of the block is state[16l..16l + 16], inside state.
+        let at = |l: usize| unsafe { load_v16(state.as_ptr().add(l * LANES)) };
+        let folded: [V16; LANES] = match acc.order() {
+            ValueOrder::Gemm => core::array::from_fn(at),
+            ValueOrder::VecDot => core::array::from_fn(|l| {
+                both!(
+                    _mm256_add_ps,
+                    both!(_mm256_add_ps, at(l), at(2 * LANES + l)),
+                    both!(_mm256_add_ps, at(LANES + l), at(3 * LANES + l))
+                )
+            }),
+        };
+        store16(out, b * LANES, hsum_columns(&folded));
+    }
 }

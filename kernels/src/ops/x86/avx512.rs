@@ -2,9 +2,7 @@
 
 use core::arch::x86_64::*;
 
-use alloc::vec;
-
-use crate::ops::attention::ValueOrder;
+use crate::ops::attention::{ValueAcc, ValueOrder};
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
 use crate::ops::reduce::LANES;
@@ -173,73 +171,68 @@ pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32
     }
 }
 
-/// `ops::attn_values`: out (hdv,) = Σ_j w[j] values[j] over values (n, hdv), in `order`.
+/// `ops::attn_values_add`: acc += Σ_j w[j] values[j] over the next positions, values (n, hdv).
 ///
-/// Each 16-column block has its own accumulators (16 or 64 vectors); positions are walked in
-/// tiles of [`TILE`] rows, every column block per tile, so the rows a tile reads for the first
-/// block are still in cache for the others.
+/// Each 16-column block has its own accumulators (16 or 64 vectors, kept in `acc` between
+/// calls); positions are walked in tiles of [`TILE`] rows, every column block per tile, so the
+/// rows a tile reads for the first block are still in cache for the others.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub unsafe fn attn_values(w: &[f32], values: &[f32], order: ValueOrder, out: &mut [f32]) {
-    match order {
-        ValueOrder::Gemm => values_in_order::<LANES>(w, values, out),
-        ValueOrder::VecDot => values_in_order::<DOT_STEP>(w, values, out),
+pub unsafe fn attn_values_add(acc: &mut ValueAcc, w: &[f32], values: &[f32]) {
+    match acc.order() {
+        ValueOrder::Gemm => add_in_order::<LANES>(acc, w, values),
+        ValueOrder::VecDot => add_in_order::<DOT_STEP>(acc, w, values),
     }
 }
 
 /// Positions per tile: 256 rows of a 64-wide head are 64 KiB, which stays in L2. A multiple of
-/// 64, so every tile but the last starts a fresh round of accumulator lanes.
+/// 64, so every tile starts on the same accumulator as the chunk does.
 const TILE: usize = 256;
 
-/// [`attn_values`] with K accumulators per column block: K = 16 is tinyBLAS's order (one
+/// [`attn_values_add`] with K accumulators per column block: K = 16 is tinyBLAS's order (one
 /// 16-lane accumulator along positions), K = 64 `ggml_vec_dot_f32`'s (four of them).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-fn values_in_order<const K: usize>(w: &[f32], values: &[f32], out: &mut [f32]) {
-    let hdv = out.len();
+fn add_in_order<const K: usize>(acc: &mut ValueAcc, w: &[f32], values: &[f32]) {
+    let hdv = acc.hdv();
+    debug_assert_eq!(values.len(), w.len() * hdv);
     let n = w.len().min(values.len() / hdv.max(1));
-    let blocks = hdv.div_ceil(LANES);
-    // acc[b]: the K accumulators of column block b; acc[b][l] takes positions j % K == l.
-    let mut acc = vec![[_mm512_setzero_ps(); K]; blocks];
+    // lanes (blocks, K, 16): block b's accumulator l takes positions with (seen + j) % K == l.
+    let (lanes, seen) = acc.advance(n);
     for t0 in (0..n).step_by(TILE) {
         let tile = &w[t0..(t0 + TILE).min(n)];
-        for (b, acc) in acc.iter_mut().enumerate() {
+        for (b, state) in lanes.chunks_exact_mut(K * LANES).enumerate() {
             let d = b * LANES;
             let mask = tail_mask((hdv - d).min(LANES));
-            // SAFETY: j < n and n * hdv <= values.len(); the mask keeps columns below hdv.
+            // SAFETY: t0 + j < n and n * hdv <= values.len(); the mask keeps columns below hdv.
             let row =
                 |j: usize| unsafe { _mm512_maskz_loadu_ps(mask, values.as_ptr().add((t0 + j) * hdv + d)) };
-            accumulate(acc, tile, row);
+            // SAFETY: state holds K * 16 floats.
+            let mut a: [__m512; K] =
+                core::array::from_fn(|l| unsafe { _mm512_loadu_ps(state.as_ptr().add(l * LANES)) });
+            accumulate(&mut a, seen % K, tile, row);
+            for (l, a) in a.iter().enumerate() {
+                // SAFETY: as for the load.
+                unsafe { _mm512_storeu_ps(state.as_mut_ptr().add(l * LANES), *a) };
+            }
         }
-    }
-    for (b, acc) in acc.iter().enumerate() {
-        let folded: [__m512; LANES] = if K == LANES {
-            core::array::from_fn(|l| acc[l])
-        } else {
-            // (0 + 2) + (1 + 3) by 16-lane quarter, as ggml folds its four accumulators.
-            core::array::from_fn(|l| {
-                _mm512_add_ps(
-                    _mm512_add_ps(acc[l], acc[2 * LANES + l]),
-                    _mm512_add_ps(acc[LANES + l], acc[3 * LANES + l]),
-                )
-            })
-        };
-        // SAFETY: store16 writes only columns inside out.
-        unsafe { store16(out, b * LANES, hsum_columns(&folded)) };
     }
 }
 
-/// acc[l] += w[j] row(j) for positions j % K == l of one tile (which starts at a multiple of
-/// K). Whole rounds are unrolled, and the accumulators copied to locals, so K = 16 stays in
-/// registers.
+/// a[(first + j) % K] += w[j] row(j) for the positions j of one tile, the accumulator of its
+/// first position being `first`. After the first round, whole rounds are unrolled: the
+/// accumulators are locals, so K = 16 stays in registers.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-fn accumulate<const K: usize>(acc: &mut [__m512; K], w: &[f32], row: impl Fn(usize) -> __m512) {
-    let mut a = *acc;
-    let whole = w.len() / K * K;
-    for j0 in (0..whole).step_by(K) {
+fn accumulate<const K: usize>(a: &mut [__m512; K], first: usize, w: &[f32], row: impl Fn(usize) -> __m512) {
+    let head = ((K - first) % K).min(w.len());
+    for j in 0..head {
+        a[first + j] = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), a[first + j]);
+    }
+    let whole = head + (w.len() - head) / K * K;
+    for j0 in (head..whole).step_by(K) {
         for (l, a) in a.iter_mut().enumerate() {
             *a = _mm512_fmadd_ps(row(j0 + l), _mm512_set1_ps(w[j0 + l]), *a);
         }
@@ -247,5 +240,30 @@ fn accumulate<const K: usize>(acc: &mut [__m512; K], w: &[f32], row: impl Fn(usi
     for (a, j) in a.iter_mut().zip(whole..w.len()) {
         *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
     }
-    *acc = a;
+}
+
+/// `ops::attn_values_finish`: out (hdv,) = the value sum in acc.
+///
+/// # Safety
+/// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub unsafe fn attn_values_finish(acc: &ValueAcc, out: &mut [f32]) {
+    debug_assert_eq!(out.len(), acc.hdv());
+    let k = acc.order().accumulators();
+    for (b, state) in acc.lanes().chunks_exact(k * LANES).enumerate() {
+        // SAFETY: accumulator l of the block is state[16l..16l + 16], inside state.
+        let at = |l: usize| unsafe { _mm512_loadu_ps(state.as_ptr().add(l * LANES)) };
+        let folded: [__m512; LANES] = match acc.order() {
+            ValueOrder::Gemm => core::array::from_fn(at),
+            // (0 + 2) + (1 + 3) by 16-lane quarter, as ggml folds its four accumulators.
+            ValueOrder::VecDot => core::array::from_fn(|l| {
+                _mm512_add_ps(
+                    _mm512_add_ps(at(l), at(2 * LANES + l)),
+                    _mm512_add_ps(at(LANES + l), at(3 * LANES + l)),
+                )
+            }),
+        };
+        // SAFETY: store16 writes only columns inside out.
+        unsafe { store16(out, b * LANES, hsum_columns(&folded)) };
+    }
 }

@@ -13,10 +13,10 @@ mod tile4;
 
 pub use float::{vec_dot_f16_f16, vec_dot_f32};
 pub use q4::{vec_dot_q4_0_q8_0, vec_dot_q4_1_q8_1};
-pub use q4_k::vec_dot_q4_k_q8_k;
+pub use q4_k::{vec_dot_q4_k_q8_k, vec_dot_q4_k_q8_k_tiled};
 pub use q5::{vec_dot_q5_0_q8_0, vec_dot_q5_1_q8_1};
 pub use q5_k::vec_dot_q5_k_q8_k;
-pub use q6_k::vec_dot_q6_k_q8_k;
+pub use q6_k::{vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_tiled};
 pub use q8::vec_dot_q8_0_q8_0;
 pub use quantize::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
 pub use tile4::{vec_dot4_rows_q4_1_q8_1, vec_dot4_rows_q8_0_q8_0};

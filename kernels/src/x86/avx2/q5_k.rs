@@ -11,6 +11,10 @@ use super::q4_k::mins_dot_bsums;
 
 /// x (n,) as Q5_K . y (n,) as Q8_K; n a multiple of 256.
 ///
+/// As ggml's AVX2 `ggml_vec_dot_q5_K_q8_K`: the scale sums in eight f32 lanes (one FMA per
+/// block), the min term of each block summed exactly as an integer and added to a scalar
+/// (`summs += dmin * total`, which gcc contracts to an FMA), the two added at the end.
+///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -19,18 +23,16 @@ pub unsafe fn vec_dot_q5_k_q8_k(n: usize, x: &[BlockQ5K], y: &[BlockQ8K]) -> f32
     let low_nibble = _mm256_set1_epi8(0x0F);
     let bit0 = _mm256_set1_epi8(1);
     let mut acc = _mm256_setzero_ps();
-    let mut acc_mins = _mm256_setzero_ps();
+    let mut summs = 0.0f32;
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let mut scales = [0u8; 8];
         let mut mins = [0u8; 8];
         for j in 0..8 {
             (scales[j], mins[j]) = bx.scale_min(j);
         }
-        acc_mins = _mm256_fmadd_ps(
-            _mm256_set1_ps(-by.d * f16_to_f32(bx.dmin)),
-            _mm256_cvtepi32_ps(mins_dot_bsums(mins, &by.bsums)),
-            acc_mins,
-        );
+        let prod = mins_dot_bsums(mins, &by.bsums);
+        let total = _mm_cvtsi128_si32(_mm_hadd_epi32(_mm_hadd_epi32(prod, prod), prod));
+        summs = libm::fmaf(-by.d * f16_to_f32(bx.dmin), total as f32, summs);
 
         // Bit 0 of each byte is the fifth bit of the current chunk's low half; shifted by 2 per
         // chunk (bits leaking in from the neighbour byte are masked off).
@@ -55,5 +57,5 @@ pub unsafe fn vec_dot_q5_k_q8_k(n: usize, x: &[BlockQ5K], y: &[BlockQ8K]) -> f32
         let d = _mm256_set1_ps(by.d * f16_to_f32(bx.d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
-    hsum_f32x8(acc) + hsum_f32x8(acc_mins)
+    hsum_f32x8(acc) + summs
 }
