@@ -12,6 +12,9 @@ use fovea_engine::hub::{resolve_model, FetchOptions};
 use fovea_engine::{LoadOptions, Model};
 use serde_json::Value;
 
+/// Re-exported for the golden checks.
+pub use fovea_engine::sampler::top_k;
+
 /// The golden directory.
 pub fn golden_dir() -> PathBuf {
     match std::env::var_os("FOVEA_GOLDEN") {
@@ -55,12 +58,4 @@ pub fn model(name: &str, reference_f32: bool) -> &'static Model {
 pub fn golden_text() -> String {
     let path = golden_dir().join("text/pride_and_prejudice_ch01-15.txt");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The k largest (id, logit), highest first, ties broken by the lower id (as the golden data).
-pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
 }

@@ -159,6 +159,14 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// The k largest (id, logit), highest first, ties broken by the lower id (llama.cpp's order).
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
 fn softmax(cand: &[(u32, f32)]) -> Vec<f64> {
     let max = cand.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = cand.iter().map(|c| ((c.1 - max) as f64).exp()).collect();

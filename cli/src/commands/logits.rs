@@ -1,6 +1,7 @@
 //! `fovea logits`: the K highest next-token logits after a prompt, as JSON.
 
 use anyhow::{bail, Result};
+use fovea_engine::sampler::top_k;
 use fovea_engine::Logits;
 
 use crate::common::{load_model, new_session, ComputeArgs, ModelArg};
@@ -49,12 +50,4 @@ pub fn main(a: Args) -> Result<()> {
         .collect();
     println!("{}", serde_json::to_string(&entries)?);
     Ok(())
-}
-
-/// The k largest (id, logit), highest first, ties broken by the lower id (as the golden data).
-pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
 }

@@ -1,20 +1,13 @@
 //! Activation quantizers: f32 rows to the `vec_dot_type` partners (`Q8_0`, `Q8_1`, `Q8_K`,
-//! `F16`, `BF16`), bit-exact with ggml's `quantize_row_*_ref`.
+//! `F16`, `BF16`).
 //!
-//! ggml rounds in two ways and we keep both: the 32-element quantizers use C `roundf` (ties away
-//! from zero), the K-quant ones use `nearest_int` (a float trick that rounds ties to even).
-//! Note that llama.cpp on x86 uses AVX2 versions of the `Q8_0`/`Q8_1` quantizers that compute
-//! `127 / amax` instead of `1 / (amax / 127)` and round ties to even; they can differ from the
-//! reference in the last quant on rare inputs. The reference is what we define as correct.
+//! `Q8_0`/`Q8_1` follow what llama.cpp runs on x86 (its AVX2 quantizers: multiplier
+//! `127 / amax`, ties to even) rather than ggml's portable `_ref` (`1 / (amax / 127)`, `roundf`),
+//! since llama.cpp's outputs come from the former; `Q8_K` follows `quantize_row_q8_K_ref`
+//! (`nearest_int`, ties to even). Every ISA's version is bit-exact with these references.
 
 use fovea_formats::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K};
 use half::{bf16, f16};
-
-/// C `roundf`: round half away from zero.
-#[inline]
-pub fn round_half_away(x: f32) -> f32 {
-    libm::roundf(x)
-}
 
 /// ggml's `nearest_int`: adding 1.5 * 2^23 pushes the fraction out of the mantissa, so the low
 /// mantissa bits hold the rounded integer (ties to even). Valid for |x| <= 4194303.
@@ -125,10 +118,10 @@ mod tests {
     use bytemuck::Zeroable;
 
     #[test]
-    fn rounding_modes_differ_on_ties() {
-        assert_eq!(round_half_away(2.5), 3.0);
-        assert_eq!(round_half_away(-2.5), -3.0);
-        assert_eq!(round_half_away(0.49999997), 0.0);
+    fn both_roundings_send_ties_to_even() {
+        assert_eq!(round_even_i8(2.5), 2);
+        assert_eq!(round_even_i8(-2.5), -2);
+        assert_eq!(round_even_i8(0.49999997), 0);
         assert_eq!(nearest_int(2.5), 2);
         assert_eq!(nearest_int(3.5), 4);
         assert_eq!(nearest_int(-2.5), -2);
