@@ -2,58 +2,19 @@
 //! the rendered prompt exactly. Uses the real default model (smollm2-135m) resolved as a user's
 //! would be: the environment is inherited (FOVEA_MODELS or the default cache, fetched on first use).
 
-use std::io::{Read, Write};
+mod process;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use process::{run_fovea, Outcome};
 
 /// Generous: a debug build on a loaded 2-core machine, and perhaps a first fetch of the model.
 const TIMEOUT: Duration = Duration::from_secs(900);
 
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `fovea args...` with `stdin` written to its standard input (a pipe, not a terminal).
 fn fovea_stdin(args: &[&str], stdin: &str) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fovea"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start the fovea binary");
-    let mut input = child.stdin.take().expect("piped");
-    let text = stdin.to_string();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
-    });
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = pipe.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped")));
-    let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for fovea") {
-            break status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fovea {args:?} did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    Outcome { code: status.code(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    run_fovea(args, &[], Some(stdin), TIMEOUT)
 }
 
 fn golden(name: &str) -> serde_json::Value {

@@ -5,11 +5,11 @@
 #[path = "../../engine/tests/support/mod.rs"]
 mod support;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+mod process;
 
+use std::time::Duration;
+
+use process::{run_fovea, Outcome};
 use support::{TempFile, TinyConfig, TinyVocab};
 
 /// Generous: a debug build on a loaded 2-core machine. A hang fails the test instead of CI.
@@ -17,44 +17,10 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// The real-model test may first fetch the model (~100 MB) into the cache.
 const REAL_MODEL_TIMEOUT: Duration = Duration::from_secs(900);
 
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `fovea args...` with stdin closed, killing it after `timeout`. `env` is added to the
 /// inherited environment.
 fn fovea_with(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Outcome {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fovea"));
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("cannot start the fovea binary");
-    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = pipe.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped")));
-    let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for fovea") {
-            break status;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fovea {args:?} did not finish within {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Outcome { code: status.code(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    run_fovea(args, env, None, timeout)
 }
 
 /// `fovea` offline (nothing may touch the network), with a timeout.
