@@ -4,7 +4,7 @@
 //! models come through the engine's own cache and fetcher, exactly as users get them.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 pub mod checks;
 
@@ -37,21 +37,18 @@ pub fn model_path(name: &str) -> PathBuf {
 }
 
 /// A loaded model shared by all tests of one test binary (loading is cheap, but the reference
-/// path dequantizes hundreds of MB).
+/// path dequantizes hundreds of MB), one per (name, reference_f32).
 pub fn model(name: &str, reference_f32: bool) -> &'static Model {
-    static QUANT: OnceLock<Vec<(String, &'static Model)>> = OnceLock::new();
-    static REF: OnceLock<Vec<(String, &'static Model)>> = OnceLock::new();
-    let cell = if reference_f32 { &REF } else { &QUANT };
-    // One model name per test binary in practice; keep the lookup simple.
-    let list = cell.get_or_init(|| {
-        let m = Model::load(&model_path(name), &LoadOptions { reference_f32 })
-            .unwrap_or_else(|e| panic!("loading {name}: {e}"));
-        vec![(name.to_string(), &*Box::leak(Box::new(m)))]
-    });
-    list.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, m)| *m)
-        .unwrap_or_else(|| panic!("this test binary already loaded another model than {name}"))
+    static LOADED: Mutex<Vec<(String, bool, &'static Model)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, _, m)) = loaded.iter().find(|(n, r, _)| n == name && *r == reference_f32) {
+        return m;
+    }
+    let m = Model::load(&model_path(name), &LoadOptions { reference_f32 })
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    let m: &'static Model = Box::leak(Box::new(m));
+    loaded.push((name.to_string(), reference_f32, m));
+    m
 }
 
 /// The golden text used for perplexity.

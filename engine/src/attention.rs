@@ -1,4 +1,6 @@
-//! Causal self-attention over the KV cache, parallel over (token, head) pairs.
+//! Causal self-attention over the KV cache, parallel over (token, head) pairs: the plain
+//! version, kept as the reference that `attention_tiled` (what the forward pass runs) must equal
+//! bit for bit (engine/tests/attention_tiled.rs).
 //!
 //! The arithmetic follows llama.cpp's CPU graph (F32 KV cache, no flash attention), through
 //! `compute.ops`: scores q·k in `ggml_vec_dot_f32`'s order times kq_scale, ggml's softmax, and
