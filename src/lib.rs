@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 pub mod checks;
+pub mod svg_chart;
 
 use fovea_engine::hub::{resolve_model, FetchOptions};
 use fovea_engine::{LoadOptions, Model};

@@ -20,9 +20,12 @@ pub struct ModelArg {
 /// Options that choose how the model runs.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ComputeArgs {
-    /// Worker threads (default: physical cores).
+    /// Threads for generation (default: physical cores).
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,
+    /// Threads for prompt processing, batches of more than one token (default: same as --threads).
+    #[arg(long = "threads-batch", visible_alias = "tb")]
+    pub threads_batch: Option<usize>,
     /// Context size in tokens (default: the model's trained context, at most 4096).
     #[arg(short = 'c', long = "ctx")]
     pub ctx: Option<usize>,
@@ -32,6 +35,14 @@ pub struct ComputeArgs {
     /// Dequantize all weights to f32 and multiply in f32 (slow; checks the math exactly).
     #[arg(long = "reference")]
     pub reference: bool,
+    #[command(flatten)]
+    pub kv: crate::kv_args::KvArgs,
+    /// Compute backend: cpu or vulkan.
+    #[arg(long = "backend", default_value = "cpu")]
+    pub backend: String,
+    /// With --backend vulkan: run the first N layers on the device, the rest on the CPU (default: all).
+    #[arg(long = "gpu-layers")]
+    pub gpu_layers: Option<usize>,
 }
 
 impl ComputeArgs {
@@ -43,11 +54,23 @@ impl ComputeArgs {
             }
             opts.n_threads = t;
         }
+        if let Some(t) = self.threads_batch {
+            if t == 0 {
+                bail!("--threads-batch must be at least 1");
+            }
+            opts.n_threads_batch = t;
+        }
         if let Some(c) = self.ctx {
             if c == 0 {
                 bail!("--ctx must be at least 1");
             }
             opts.n_ctx = c;
+        }
+        opts.kv = self.kv.options()?;
+        opts.backend = fovea_engine::Backend::from_name(&self.backend, self.gpu_layers)
+            .ok_or_else(|| anyhow::anyhow!("unknown backend '{}' (expected cpu or vulkan)", self.backend))?;
+        if self.gpu_layers.is_some() && opts.backend == fovea_engine::Backend::Cpu {
+            bail!("--gpu-layers needs --backend vulkan");
         }
         let isa_name = self.isa.clone().or_else(|| std::env::var("FOVEA_ISA").ok().filter(|s| !s.is_empty()));
         if let Some(name) = isa_name {

@@ -2,12 +2,13 @@
 
 mod commands;
 mod common;
+mod kv_args;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{bench, chat, inspect, logits, perplexity, run, tokenize};
+use crate::commands::{bench, chat, inspect, logits, passkey, perplexity, run, tokenize};
 
 #[derive(Parser)]
 #[command(name = "fovea", version, about = "Fovea: fast local LLM inference from GGUF files")]
@@ -32,6 +33,8 @@ enum Command {
     Perplexity(perplexity::Args),
     /// Measure prompt-processing and generation speed (llama-bench style).
     Bench(bench::Args),
+    /// Pass-key retrieval accuracy over prompt lengths and key depths (needle in a haystack).
+    Passkey(passkey::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::main(a),
         Command::Perplexity(a) => perplexity::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Passkey(a) => passkey::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -103,6 +103,13 @@ fn tokenize_prints_json_ids() {
     assert!(ids.len() > 2 && !ids.contains(&TinyVocab::IM_START), "{ids:?}");
     let o = ok(&["tokenize", "-m", m.arg(), ""]);
     assert_eq!(o.stdout.trim(), "[]");
+    // The same text from a file.
+    let file = std::env::temp_dir().join(format!("fovea-tokenize-{}.txt", std::process::id()));
+    std::fs::write(&file, "hello").expect("write a temp file");
+    let o = ok(&["tokenize", "-m", m.arg(), "-f", file.to_str().expect("utf-8 temp path")]);
+    assert_eq!(o.stdout.trim(), format!("[{}]", TinyVocab::HELLO));
+    let _ = std::fs::remove_file(&file);
+    fails_cleanly(&["tokenize", "-m", m.arg(), "-f", "/nonexistent/fovea.txt"], &["cannot read"]);
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub enum EngineError {
     BadToken { id: u32, n_vocab: usize },
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+    /// The Vulkan backend could not start or run (no loader, no device, a failed call).
+    #[error("{0}")]
+    Vulkan(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

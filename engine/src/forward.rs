@@ -7,11 +7,11 @@
 
 use fovea_kernels::ops::{axpy, rms_norm_in_place, scale_in_place, RopeTable};
 
+use crate::attention::AttnShape;
 use crate::config::FfnActivation;
 use crate::kv_cache::KvCache;
 use crate::matmul::Compute;
 use crate::model::Model;
-use crate::{attention::AttnShape, attention_tiled::attention};
 
 impl Model {
     /// Runs `tokens` at positions `pos0..pos0 + n` through the model, storing their keys and values
@@ -27,9 +27,37 @@ impl Model {
         pos0: usize,
         logits_from: usize,
     ) -> Vec<f32> {
+        let x = self.embed(tokens);
+        self.forward_layers(compute, cache, 0, x, pos0, logits_from)
+    }
+
+    /// x (n, d): the (scaled) token embeddings that start the residual stream.
+    pub fn embed(&self, tokens: &[u32]) -> Vec<f32> {
+        let d = self.config.n_embd;
+        let mut x = vec![0.0f32; tokens.len() * d];
+        for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
+            self.tok_embd.row_f32(self.file_bytes(), tok as usize, row);
+        }
+        if let Some(s) = self.config.embd_scale {
+            scale_in_place(&mut x, s);
+        }
+        x
+    }
+
+    /// [`Model::forward`] from layer `first_layer` on: x (n, d) is the residual stream entering
+    /// that layer (the Vulkan backend hands it over after the device layers).
+    pub fn forward_layers(
+        &self,
+        compute: &Compute,
+        cache: &mut KvCache,
+        first_layer: usize,
+        mut x: Vec<f32>,
+        pos0: usize,
+        logits_from: usize,
+    ) -> Vec<f32> {
         let c = &self.config;
         let file = self.file_bytes();
-        let n = tokens.len();
+        let n = x.len() / c.n_embd;
         let (d, hd, hdv, eps) = (c.n_embd, c.head_dim, c.head_dim_v, c.rms_eps);
         let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
         let att_dim = c.n_head * hdv;
@@ -41,14 +69,7 @@ impl Model {
             kq_scale: c.kq_scale,
         };
 
-        // x (n, d): the residual stream, starting from the (scaled) token embeddings.
-        let mut x = vec![0.0f32; n * d];
-        for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
-            self.tok_embd.row_f32(file, tok as usize, row);
-        }
-        if let Some(s) = c.embd_scale {
-            scale_in_place(&mut x, s);
-        }
+        // x (n, d): the residual stream.
         let mut xn = vec![0.0f32; n * d]; // (n, d) normalized input of a sub-block
         let mut q = vec![0.0f32; n * q_dim]; // (n, n_head * hd)
         let mut k = vec![0.0f32; n * kv_dim]; // (n, n_head_kv * hd)
@@ -67,12 +88,16 @@ impl Model {
         let global = Angles::new(&self.rope, pos0, n);
         let local = self.rope_local.as_ref().map(|r| Angles::new(r, pos0, n));
 
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in self.layers.iter().enumerate().skip(first_layer) {
             // --- attention ---
             rms_norm_rows(&x, &layer.attn_norm, eps, &mut xn);
-            compute.matmul(file, &layer.wq, &xn, n, &mut q);
-            compute.matmul(file, &layer.wk, &xn, n, &mut k);
-            compute.matmul(file, &layer.wv, &xn, n, &mut v);
+            // Q, K and V read the same input: one pool job for the three.
+            compute.matmul_many(
+                file,
+                &xn,
+                n,
+                &mut [(&layer.wq, &mut q), (&layer.wk, &mut k), (&layer.wv, &mut v)],
+            );
             let rope = self.rope_for(l);
             let angles = match (&local, c.window(l)) {
                 (Some(a), Some(_)) => a,
@@ -97,7 +122,7 @@ impl Model {
             if c.q_scale != 1.0 {
                 scale_in_place(&mut q, c.q_scale);
             }
-            attention(compute, cache, l, shape, pos0, &q, &mut att);
+            crate::kv::attention(compute, cache, rope, l, shape, pos0, &q, &mut att);
             compute.matmul(file, &layer.wo, &att, n, &mut proj);
             if l + 1 == c.n_layer && rows > n_out {
                 // After the last attention only the rows whose logits are wanted matter: like
@@ -118,8 +143,7 @@ impl Model {
 
             // --- feed-forward: act(W_gate x) * (W_up x), then W_down ---
             rms_norm_rows(&x, &layer.ffn_norm, eps, &mut xn);
-            compute.matmul(file, &layer.w_gate, &xn, rows, &mut gate);
-            compute.matmul(file, &layer.w_up, &xn, rows, &mut up);
+            compute.matmul_many(file, &xn, rows, &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)]);
             match c.ffn_act {
                 FfnActivation::Silu => {
                     for (g, u) in gate.chunks_exact_mut(c.n_ff).zip(up.chunks_exact(c.n_ff)) {

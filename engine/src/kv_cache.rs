@@ -10,6 +10,8 @@
 use std::ops::Range;
 
 use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::kv::{KvPlan, SparseKv};
 
 /// Alignment of a local row's first cell: the attention kernels accumulate in lanes indexed by
 /// cell mod 16 (softmax, tinyBLAS) or mod 64 (`ggml_vec_dot_f32`), so a row that starts on a
@@ -47,6 +49,9 @@ pub struct KvCache {
     /// One past the highest position stored since the last reset (decides how far back the
     /// sequence can be truncated without losing a local layer's window).
     written_end: usize,
+    /// The paged cache of the non-full modes (`--kv window|dilated|fovea`); the cells above are
+    /// then empty.
+    sparse: Option<Box<SparseKv>>,
 }
 
 impl KvCache {
@@ -87,21 +92,52 @@ impl KvCache {
             n_ctx,
             layers,
             written_end: 0,
+            sparse: None,
         }
+    }
+
+    /// A cache of a non-full mode: no dense cells; every position goes to the paged store, so
+    /// `n_ctx` bounds positions only, not memory.
+    pub fn new_sparse(c: &ModelConfig, n_ctx: usize, n_ubatch: usize, plan: KvPlan) -> Result<KvCache> {
+        let sparse = SparseKv::new(c, plan, n_ubatch)?;
+        Ok(KvCache {
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+            head_dim_v: c.head_dim_v,
+            n_ctx,
+            layers: Vec::new(),
+            written_end: 0,
+            sparse: Some(Box::new(sparse)),
+        })
+    }
+
+    /// The paged cache, for the non-full modes.
+    pub fn sparse(&self) -> Option<&SparseKv> {
+        self.sparse.as_deref()
+    }
+
+    pub fn sparse_mut(&mut self) -> Option<&mut SparseKv> {
+        self.sparse.as_deref_mut()
     }
 
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
     }
 
-    /// Bytes held by keys and values.
+    /// Bytes held by keys and values in RAM (the paged cache: resident pages and summaries).
     pub fn bytes(&self) -> usize {
+        if let Some(s) = &self.sparse {
+            return s.resident_bytes();
+        }
         let floats: usize = self.layers.iter().map(|l| l.k.len() + l.v.len()).sum();
         floats * std::mem::size_of::<f32>()
     }
 
     /// Bytes a cache with one cell per position on every layer would hold (for comparison).
     pub fn full_bytes(&self) -> usize {
+        if let Some(s) = &self.sparse {
+            return s.local.len() * self.written_end * self.n_head_kv * (self.head_dim + self.head_dim_v) * 4;
+        }
         self.layers.len()
             * self.n_head_kv
             * self.n_ctx
@@ -112,12 +148,19 @@ impl KvCache {
     /// Forgets every position (the buffers are kept).
     pub fn reset(&mut self) {
         self.written_end = 0;
+        if let Some(s) = &mut self.sparse {
+            s.reset();
+        }
     }
 
     /// Whether generation can resume at position `n` with the cells as they are: every local
     /// layer must still hold positions n - window + 1 .. n - 1 (a ring may have overwritten them
     /// with later positions).
     pub fn can_resume_at(&self, n: usize) -> bool {
+        if self.sparse.is_some() {
+            // Page summaries cannot be un-merged: the paged cache only resumes where it stopped.
+            return n == 0 || n == self.written_end;
+        }
         n == 0
             || self.layers.iter().all(|l| match l.window {
                 None => true,
@@ -127,6 +170,11 @@ impl KvCache {
 
     /// Stores the keys k (n_head_kv * head_dim,) and values v (n_head_kv * head_dim_v,) of `pos`.
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
+        if let Some(s) = &mut self.sparse {
+            s.store(layer, pos, k, v);
+            self.written_end = self.written_end.max(pos + 1);
+            return;
+        }
         let (hd, hdv) = (self.head_dim, self.head_dim_v);
         let l = &mut self.layers[layer];
         let (n_cells, cell) = (l.n_cells, pos % l.n_cells);

@@ -12,22 +12,26 @@
 
 pub mod attention;
 pub mod attention_tiled;
+pub mod backend;
 pub mod chat;
 pub mod config;
 pub mod error;
 pub mod forward;
 pub mod generate;
 pub mod hub;
+pub mod kv;
 pub mod kv_cache;
 pub mod matmul;
 pub mod model;
 pub mod perplexity;
+pub mod perplexity_stream;
 pub mod sampler;
 pub mod session;
 pub mod threadpool;
 pub mod tokenizer;
 pub mod weights;
 
+pub use backend::Backend;
 pub use config::{Arch, ModelConfig};
 pub use error::EngineError;
 pub use model::{LoadOptions, Model};

@@ -3,7 +3,11 @@
 use fovea_kernels::isa::Isa;
 use fovea_kernels::table::QuantKernels;
 
+#[cfg(feature = "vulkan")]
+use crate::backend::vulkan::{DeviceResult, VulkanForward};
+use crate::backend::Backend;
 use crate::error::{EngineError, Result};
+use crate::kv::{KvMode, KvOptions, SelectStats};
 use crate::kv_cache::KvCache;
 use crate::matmul::Compute;
 use crate::model::Model;
@@ -20,17 +24,33 @@ pub const MAX_THREADS: usize = 512;
 pub struct SessionOptions {
     /// Context length in tokens; 0 = min(trained context, DEFAULT_MAX_CTX).
     pub n_ctx: usize,
-    /// Worker threads; 0 = physical cores.
+    /// Threads for generation (batches of one token); 0 = physical cores.
     pub n_threads: usize,
+    /// Threads for prompt processing (batches of more than one token, llama.cpp's
+    /// `--threads-batch`); 0 = the same as `n_threads` (as in llama.cpp).
+    pub n_threads_batch: usize,
     /// Force a kernel ISA (`None` = the best the CPU has).
     pub isa: Option<Isa>,
     /// Tokens per forward pass when a long prompt is split (bounds scratch memory).
     pub n_ubatch: usize,
+    /// KV-cache mode (`full` by default). In the other modes memory is bounded by the budget and
+    /// `ram_bytes`, and `n_ctx` (0: unlimited) may exceed the trained context.
+    pub kv: KvOptions,
+    /// Where the forward pass runs (CPU by default).
+    pub backend: Backend,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { n_ctx: 0, n_threads: 0, isa: None, n_ubatch: 512 }
+        SessionOptions {
+            n_ctx: 0,
+            n_threads: 0,
+            n_threads_batch: 0,
+            isa: None,
+            n_ubatch: 512,
+            kv: KvOptions::default(),
+            backend: Backend::Cpu,
+        }
     }
 }
 
@@ -49,12 +69,20 @@ pub struct Session<'m> {
     cache: KvCache,
     n_past: usize,
     n_ubatch: usize,
+    /// The device layers, with `Backend::Vulkan`.
+    #[cfg(feature = "vulkan")]
+    device: Option<VulkanForward>,
 }
 
 impl<'m> Session<'m> {
     pub fn new(model: &'m Model, opts: &SessionOptions) -> Result<Session<'m>> {
         let c = &model.config;
-        let n_ctx = if opts.n_ctx == 0 { c.n_ctx_train.min(DEFAULT_MAX_CTX) } else { opts.n_ctx };
+        let paged = opts.kv.mode != KvMode::Full;
+        let n_ctx = match opts.n_ctx {
+            0 if paged => usize::MAX,
+            0 => c.n_ctx_train.min(DEFAULT_MAX_CTX),
+            n => n,
+        };
         if n_ctx == 0 {
             return Err(EngineError::InvalidSetting("context size must be at least 1".into()));
         }
@@ -64,7 +92,7 @@ impl<'m> Session<'m> {
         // The whole KV cache is allocated up front: ask first, so an impossible context size is an
         // error rather than an allocation-failure abort (an unused reservation touches no pages).
         let kv_floats = KvCache::floats_needed(c, n_ctx, opts.n_ubatch);
-        if kv_floats.is_none_or(|n| Vec::<f32>::new().try_reserve_exact(n).is_err()) {
+        if !paged && kv_floats.is_none_or(|n| Vec::<f32>::new().try_reserve_exact(n).is_err()) {
             return Err(EngineError::InvalidSetting(format!(
                 "a context of {n_ctx} tokens needs more KV-cache memory than this machine can allocate"
             )));
@@ -76,18 +104,85 @@ impl<'m> Session<'m> {
             }
         };
         let n_threads = if opts.n_threads == 0 { physical_cores() } else { opts.n_threads };
-        if n_threads > MAX_THREADS {
+        let n_threads_batch = if opts.n_threads_batch == 0 { n_threads } else { opts.n_threads_batch };
+        if n_threads.max(n_threads_batch) > MAX_THREADS {
             return Err(EngineError::InvalidSetting(format!(
-                "{n_threads} threads requested; at most {MAX_THREADS} are supported"
+                "{} threads requested; at most {MAX_THREADS} are supported",
+                n_threads.max(n_threads_batch)
             )));
+        }
+        #[cfg(feature = "vulkan")]
+        let device = match opts.backend {
+            Backend::Cpu => None,
+            Backend::Vulkan { .. } if paged => {
+                return Err(EngineError::InvalidSetting(
+                    "the Vulkan backend supports only the full KV cache".into(),
+                ))
+            }
+            Backend::Vulkan { gpu_layers } => {
+                Some(VulkanForward::new(model, gpu_layers.unwrap_or(c.n_layer), n_ctx, opts.n_ubatch)?)
+            }
+        };
+        #[cfg(not(feature = "vulkan"))]
+        if opts.backend != Backend::Cpu {
+            return Err(EngineError::InvalidSetting(
+                "this build has no Vulkan backend (feature `vulkan`)".into(),
+            ));
         }
         Ok(Session {
             model,
-            compute: Compute::new(kernels, n_threads),
-            cache: KvCache::new(c, n_ctx, opts.n_ubatch),
+            compute: Compute::with_threads(kernels, n_threads, n_threads_batch),
+            cache: if paged {
+                KvCache::new_sparse(c, n_ctx, opts.n_ubatch, opts.kv.plan()?)?
+            } else {
+                KvCache::new(c, n_ctx, opts.n_ubatch)
+            },
             n_past: 0,
             n_ubatch: opts.n_ubatch,
+            #[cfg(feature = "vulkan")]
+            device,
         })
+    }
+
+    /// One micro-batch at position n_past through the backend: the device layers first (if
+    /// any), then the CPU layers from where the device stopped.
+    fn forward_batch(&mut self, tokens: &[u32], logits_from: usize) -> Result<Vec<f32>> {
+        #[cfg(feature = "vulkan")]
+        if let Some(dev) = &mut self.device {
+            return Ok(match dev.forward(self.model, tokens, self.n_past, logits_from)? {
+                DeviceResult::Logits(logits) => logits,
+                DeviceResult::Residual(x) => {
+                    let first = dev.gpu_layers();
+                    self.model.forward_layers(
+                        &self.compute,
+                        &mut self.cache,
+                        first,
+                        x,
+                        self.n_past,
+                        logits_from,
+                    )
+                }
+            });
+        }
+        Ok(self.model.forward(&self.compute, &mut self.cache, tokens, self.n_past, logits_from))
+    }
+
+    /// The backend this session runs on (`Vulkan` with the number of device layers).
+    pub fn backend(&self) -> Backend {
+        #[cfg(feature = "vulkan")]
+        if let Some(dev) = &self.device {
+            return Backend::Vulkan { gpu_layers: Some(dev.gpu_layers()) };
+        }
+        Backend::Cpu
+    }
+
+    /// The Vulkan device's name, when the session runs on one.
+    pub fn device_name(&self) -> Option<String> {
+        #[cfg(feature = "vulkan")]
+        if let Some(dev) = &self.device {
+            return Some(dev.gpu().info.name.clone());
+        }
+        None
     }
 
     pub fn model(&self) -> &'m Model {
@@ -103,8 +198,14 @@ impl<'m> Session<'m> {
         self.n_past
     }
 
+    /// Threads used for generation (single-token batches).
     pub fn n_threads(&self) -> usize {
-        self.compute.pool.n_threads()
+        self.compute.n_threads()
+    }
+
+    /// Threads used for prompt processing (batches of more than one token).
+    pub fn n_threads_batch(&self) -> usize {
+        self.compute.n_threads_batch()
     }
 
     pub fn isa(&self) -> Isa {
@@ -113,6 +214,21 @@ impl<'m> Session<'m> {
 
     pub fn kv_bytes(&self) -> usize {
         self.cache.bytes()
+    }
+
+    /// Bytes of KV pages moved to the spill file (non-full modes past `--kv-ram`).
+    pub fn kv_spilled_bytes(&self) -> usize {
+        self.cache.sparse().map_or(0, |s| s.spilled_bytes())
+    }
+
+    /// Bytes of the always-resident page summaries and tree (part of [`Session::kv_bytes`]).
+    pub fn kv_summary_bytes(&self) -> usize {
+        self.cache.sparse().map_or(0, |s| s.summary_bytes())
+    }
+
+    /// Page-selection counters of the fovea mode (None for the other modes).
+    pub fn kv_select_stats(&self) -> Option<SelectStats> {
+        self.cache.sparse().map(|s| s.stats())
     }
 
     /// Bytes the KV cache would take with every layer keeping every position (equal to
@@ -164,8 +280,11 @@ impl<'m> Session<'m> {
         while start < tokens.len() {
             let end = (start + self.n_ubatch).min(tokens.len());
             let from = first.clamp(start, end) - start;
-            let rows =
-                self.model.forward(&self.compute, &mut self.cache, &tokens[start..end], self.n_past, from);
+            self.compute.begin_batch(end - start);
+            let rows = self.forward_batch(&tokens[start..end], from)?;
+            if let Some(e) = self.cache.sparse_mut().and_then(|s| s.take_error()) {
+                return Err(e);
+            }
             out.extend_from_slice(&rows);
             self.n_past += end - start;
             start = end;

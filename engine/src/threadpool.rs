@@ -1,7 +1,7 @@
 //! A persistent worker pool for data-parallel kernels.
 //!
 //! Spawning threads per matrix product would cost more than a small model's whole layer, so workers
-//! live as long as the pool: they spin briefly on a generation counter (jobs come back to back during
+//! live as long as the pool: they spin briefly on the job state word (jobs come back to back during
 //! a forward pass) and then sleep on a condition variable.
 //!
 //! Jobs share their work through counters (each participant grabs the next tile until none is
@@ -19,20 +19,45 @@ use std::thread::JoinHandle;
 /// The job a `run` call shares with the workers: `f(thread_index)`.
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
-/// `state` layout: job generation in the high 32 bits, CLOSED, then the count of workers that joined.
+/// `state` layout: the job's generation tag in the high 32 bits, then CLOSED, the count of
+/// workers that joined the job (15 bits), and the count of those that finished it (16 bits).
+/// One word on one cache line: a job costs a handful of line transfers between cores (publish,
+/// join, close, finish), where separate counters would each move their own line.
 const CLOSED: u64 = 1 << 31;
-const COUNT_MASK: u64 = CLOSED - 1;
+const JOINED_SHIFT: u32 = 16;
+const JOINED_ONE: u64 = 1 << JOINED_SHIFT;
+const FIELD_MASK: u64 = (1 << 15) - 1;
+const TAG_MASK: u64 = !((1 << 32) - 1);
 
-struct Shared {
-    /// Incremented once per job; workers look at a job when they see a new value.
-    generation: AtomicUsize,
-    /// (generation << 32) | CLOSED? | joined workers, for the current job.
+fn tag(generation: u64) -> u64 {
+    generation << 32
+}
+
+fn joined(state: u64) -> u64 {
+    (state >> JOINED_SHIFT) & FIELD_MASK
+}
+
+fn finished(state: u64) -> u64 {
+    state & FIELD_MASK
+}
+
+/// What workers poll and write, alone on its cache lines so that nothing else (the caller's
+/// stack, the mutex) shares them.
+#[repr(align(128))]
+struct Hot {
+    /// tag(generation) | CLOSED? | joined << 16 | finished, for the current job.
     state: AtomicU64,
-    /// Workers that joined the current job and finished it.
-    done: AtomicUsize,
-    shutdown: AtomicBool,
     /// Valid while the current job is open or joined workers are still running it; see `run`.
     job: UnsafeCell<Option<Job<'static>>>,
+    /// Participants allowed in the current job: workers with an index at or past it stay out.
+    limit: AtomicUsize,
+}
+
+struct Shared {
+    hot: Hot,
+    /// Workers sleeping (or about to) on `wake`; `run` skips the futex wake when there are none.
+    sleepers: AtomicUsize,
+    shutdown: AtomicBool,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     sleep: Mutex<()>,
     wake: Condvar,
@@ -48,21 +73,29 @@ pub struct ThreadPool {
     workers: Vec<JoinHandle<()>>,
     /// Serializes `run` calls from different threads sharing one pool.
     run_lock: Mutex<()>,
+    /// The generation of the last job (tags in `state` are its low 32 bits).
+    generation: AtomicU64,
+    /// Participants of `run` jobs (see `set_active_threads`).
+    active: AtomicUsize,
 }
 
-/// How long a worker spins waiting for the next job before it sleeps.
-const SPIN_ITERS: usize = 1 << 16;
+/// How long a worker spins waiting for the next job before it sleeps: about a millisecond
+/// (`pause` takes ~40-140 cycles). Decode publishes a job every few microseconds, so a worker
+/// never sleeps inside a forward pass; between requests it stops burning a core.
+const SPIN_ITERS: usize = 1 << 14;
 
 impl ThreadPool {
     /// A pool that runs jobs on up to `n_threads` threads: the caller plus `n_threads - 1` workers.
     pub fn new(n_threads: usize) -> ThreadPool {
-        let n_threads = n_threads.max(1);
+        let n_threads = n_threads.clamp(1, FIELD_MASK as usize);
         let shared = Arc::new(Shared {
-            generation: AtomicUsize::new(0),
-            state: AtomicU64::new(CLOSED),
-            done: AtomicUsize::new(0),
+            hot: Hot {
+                state: AtomicU64::new(CLOSED),
+                job: UnsafeCell::new(None),
+                limit: AtomicUsize::new(0),
+            },
+            sleepers: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
-            job: UnsafeCell::new(None),
             panic: Mutex::new(None),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
@@ -76,7 +109,13 @@ impl ThreadPool {
                     .unwrap_or_else(|e| panic!("cannot spawn worker thread: {e}"))
             })
             .collect();
-        ThreadPool { shared, workers, run_lock: Mutex::new(()) }
+        ThreadPool {
+            shared,
+            workers,
+            run_lock: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            active: AtomicUsize::new(n_threads),
+        }
     }
 
     pub fn n_threads(&self) -> usize {
@@ -88,30 +127,51 @@ impl ThreadPool {
     /// dynamically (a counter of tiles), never assume that every index runs. A panic in any
     /// participant is re-raised here.
     pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
-        if self.workers.is_empty() {
+        self.run_on(self.active_threads(), f);
+    }
+
+    /// Limits the jobs of later `run` calls to `n` participants (clamped to 1..=n_threads):
+    /// generation and prompt processing use different thread counts on one pool.
+    pub fn set_active_threads(&self, n: usize) {
+        self.active.store(n.clamp(1, self.n_threads()), Ordering::Relaxed);
+    }
+
+    /// Participants of a `run` job: the caller and workers 1..active_threads.
+    pub fn active_threads(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// [`ThreadPool::run`] with at most `n_threads` participants (the caller and workers
+    /// 1..n_threads): a pool sized for prompt processing runs generation jobs on fewer threads.
+    pub fn run_on(&self, n_threads: usize, f: &(dyn Fn(usize) + Sync)) {
+        if self.workers.is_empty() || n_threads <= 1 {
             f(0);
             return;
         }
         let _guard = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
         let shared = &*self.shared;
-        let generation = shared.generation.load(Ordering::Relaxed).wrapping_add(1);
+        let hot = &shared.hot;
+        let generation = self.generation.load(Ordering::Relaxed).wrapping_add(1) & 0xffff_ffff;
+        self.generation.store(generation, Ordering::Relaxed);
         // SAFETY: the 'static lifetime is a lie told only to workers that join this job; we do not
         // return (or unwind) before every one of them has finished, so `f` outlives every use. No
         // worker reads `job` now: the previous job is closed and its participants are done.
         unsafe {
-            *shared.job.get() = Some(std::mem::transmute::<Job<'_>, Job<'static>>(f));
+            *hot.job.get() = Some(std::mem::transmute::<Job<'_>, Job<'static>>(f));
         }
-        shared.done.store(0, Ordering::Relaxed);
-        shared.state.store(((generation as u64) & 0xffff_ffff) << 32, Ordering::Relaxed);
-        shared.generation.store(generation, Ordering::Release);
-        {
+        // The participant limit travels in the joined count: workers with an index at or past it
+        // never join. Publishing (SeqCst) pairs with a sleeping worker's SeqCst `sleepers`
+        // increment: either we see the sleeper and wake it, or it sees this job and stays awake.
+        hot.limit.store(n_threads, Ordering::Relaxed);
+        hot.state.store(tag(generation), Ordering::SeqCst);
+        if shared.sleepers.load(Ordering::SeqCst) > 0 {
             let _lock = shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
             shared.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
-        let joined = (shared.state.fetch_or(CLOSED, Ordering::AcqRel) & COUNT_MASK) as usize;
+        let closed = hot.state.fetch_or(CLOSED, Ordering::AcqRel);
         let mut spins = 0usize;
-        while shared.done.load(Ordering::Acquire) != joined {
+        while finished(hot.state.load(Ordering::Acquire)) != joined(closed) {
             spins += 1;
             if spins < SPIN_ITERS {
                 std::hint::spin_loop();
@@ -121,7 +181,7 @@ impl ThreadPool {
         }
         // SAFETY: the job is closed and every worker that joined it is done.
         unsafe {
-            *shared.job.get() = None;
+            *hot.job.get() = None;
         }
         // Take a worker's panic even when re-raising our own, so it cannot leak into the next job.
         let worker_panic = shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -134,15 +194,14 @@ impl ThreadPool {
     }
 }
 
-/// Joins the job of `generation` if it is still open.
-fn try_join(shared: &Shared, generation: usize) -> bool {
-    let tag = ((generation as u64) & 0xffff_ffff) << 32;
-    let mut s = shared.state.load(Ordering::Acquire);
+/// Joins the job tagged `job_tag` if it is still open.
+fn try_join(hot: &Hot, job_tag: u64) -> bool {
+    let mut s = hot.state.load(Ordering::Acquire);
     loop {
-        if s & !COUNT_MASK & !CLOSED != tag || s & CLOSED != 0 {
+        if s & TAG_MASK != job_tag || s & CLOSED != 0 {
             return false;
         }
-        match shared.state.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire) {
+        match hot.state.compare_exchange_weak(s, s + JOINED_ONE, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return true,
             Err(now) => s = now,
         }
@@ -150,13 +209,16 @@ fn try_join(shared: &Shared, generation: usize) -> bool {
 }
 
 fn worker_loop(shared: &Shared, index: usize) {
-    let mut seen = 0usize;
+    let hot = &shared.hot;
+    let mut seen = tag(0);
     loop {
+        // Wait for a job with a new tag: spin on the state word (jobs come back to back during a
+        // forward pass), then sleep.
         let mut spins = 0usize;
-        let generation = loop {
-            let g = shared.generation.load(Ordering::Acquire);
-            if g != seen || shared.shutdown.load(Ordering::Acquire) {
-                break g;
+        let job_tag = loop {
+            let t = hot.state.load(Ordering::Acquire) & TAG_MASK;
+            if t != seen || shared.shutdown.load(Ordering::Relaxed) {
+                break t;
             }
             spins += 1;
             if spins < SPIN_ITERS {
@@ -164,31 +226,34 @@ fn worker_loop(shared: &Shared, index: usize) {
                 continue;
             }
             let lock = shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            // SeqCst pairs with `run_on`'s publish: see the comment there.
+            shared.sleepers.fetch_add(1, Ordering::SeqCst);
             let _lock = shared
                 .wake
                 .wait_while(lock, |_| {
-                    shared.generation.load(Ordering::Acquire) == seen
-                        && !shared.shutdown.load(Ordering::Acquire)
+                    hot.state.load(Ordering::SeqCst) & TAG_MASK == seen
+                        && !shared.shutdown.load(Ordering::SeqCst)
                 })
                 .unwrap_or_else(|e| e.into_inner());
+            shared.sleepers.fetch_sub(1, Ordering::SeqCst);
             spins = 0;
         };
         if shared.shutdown.load(Ordering::Acquire) {
             return;
         }
-        seen = generation;
-        if !try_join(shared, generation) {
-            continue; // the caller already finished this job without us
+        seen = job_tag;
+        if index >= hot.limit.load(Ordering::Relaxed) || !try_join(hot, job_tag) {
+            continue; // not wanted in this job, or the caller already finished it without us
         }
-        // SAFETY: we joined the open job of this generation, so its pointer stays valid until we
-        // increment `done` below.
-        let job = unsafe { *shared.job.get() };
+        // SAFETY: we joined the open job of this tag, so its pointer stays valid until we count
+        // ourselves finished below.
+        let job = unsafe { *hot.job.get() };
         if let Some(job) = job {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(index))) {
                 *shared.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
             }
         }
-        shared.done.fetch_add(1, Ordering::Release);
+        hot.state.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -202,6 +267,25 @@ impl Drop for ThreadPool {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+    }
+}
+
+/// A job's work counter, alone on its cache lines: participants `grab` the next index. Every grab
+/// moves the line between cores; sharing it with anything else the job reads (the job's captured
+/// variables sit next to it on the caller's stack) would move those too, on every grab.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct WorkCounter(AtomicUsize);
+
+impl WorkCounter {
+    pub fn new() -> WorkCounter {
+        WorkCounter(AtomicUsize::new(0))
+    }
+
+    /// The counter's value before adding `n`: the first of the `n` indices taken.
+    #[inline]
+    pub fn grab(&self, n: usize) -> usize {
+        self.0.fetch_add(n, Ordering::Relaxed)
     }
 }
 

@@ -15,5 +15,7 @@ pub mod isa;
 pub mod ops;
 pub mod quant;
 pub mod table;
+#[cfg(feature = "vulkan")]
+pub mod vulkan;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

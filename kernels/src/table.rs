@@ -34,6 +34,12 @@ pub type VecDotFn = fn(n: usize, w_row: &[u8], act_row: &[u8]) -> f32;
 /// [`VecDotFn`] of the same table; only types with a tiled kernel have one.
 pub type VecDot4Fn = fn(n: usize, w_rows: &[u8], acts: &[u8], act_stride: usize, out: &mut [f32]);
 
+/// Dots of contiguous weight rows (each `n` elements) with `n_tok` contiguous activation rows
+/// (each the bytes of `n` elements of the partner type): out (n_tok, rows), out[t * rows + r],
+/// rows = out.len() / n_tok. Bit-identical to the [`VecDotFn`] it stands for; a whole row tile
+/// against the whole batch in one call, so each weight block is unpacked once per batch.
+pub type VecDotTileFn = fn(n: usize, w_rows: &[u8], acts: &[u8], n_tok: usize, out: &mut [f32]);
+
 /// One f32 row x (n,) -> bytes of an activation type (`partner.bytes_for(n)` of them).
 pub type QuantizeFn = fn(x: &[f32], out: &mut [u8]);
 
@@ -54,11 +60,27 @@ macro_rules! dot4_entry {
     (unsafe $kernel:path, $w:ty, $a:ty) => {
         (|n, w_rows, acts, stride, out| {
             let x = as_blocks::<$w>(w_rows, n * (out.len() / 4));
-            let y: [Cow<'_, [$a]>; 4] = core::array::from_fn(|t| as_blocks::<$a>(&acts[t * stride..], n));
+            let y = |t: usize| as_blocks::<$a>(&acts[t * stride..], n);
+            let (y0, y1, y2, y3) = (y(0), y(1), y(2), y(3));
             // SAFETY: this entry is only reachable through a table built after the CPU was
             // checked for the kernel's target features (see `QuantKernels::for_isa`).
-            unsafe { $kernel(n, &x, [&y[0], &y[1], &y[2], &y[3]], out) };
+            unsafe { $kernel(n, &x, [&y0, &y1, &y2, &y3], out) };
         }) as VecDot4Fn
+    };
+}
+
+/// A [`VecDotTileFn`] over the typed `#[target_feature]` kernel
+/// `$kernel(n, &[$w], &[$a], n_tok, out)`; built only inside `x86_tables` (see `dot_entry!`).
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_entry {
+    (unsafe $kernel:path, $w:ty, $a:ty) => {
+        (|n, w_rows, acts, n_tok, out| {
+            let rows = if n_tok == 0 { 0 } else { out.len() / n_tok };
+            let (x, y) = (as_blocks::<$w>(w_rows, n * rows), as_blocks::<$a>(acts, n * n_tok));
+            // SAFETY: this entry is only reachable through a table built after the CPU was
+            // checked for the kernel's target features (see `QuantKernels::for_isa`).
+            unsafe { $kernel(n, &x, &y, n_tok, out) };
+        }) as VecDotTileFn
     };
 }
 
@@ -130,12 +152,15 @@ struct QuantizeTable {
 pub struct QuantKernels {
     /// The level the table was built for.
     pub isa: Isa,
-    /// Whether the AVX-512 VNNI (`vpdpbusd`) variants were chosen (only with `Isa::Avx512`).
+    /// Whether AVX-512 VNNI (`vpdpbusd`) kernels were chosen: with `Isa::Avx512` the VNNI dot
+    /// variants; with `Isa::Avx2` (what `detect` picks on a VNNI CPU) the VNNI prompt tiles, which
+    /// give the AVX2 dots' bits.
     pub vnni: bool,
     /// Whether the dotprod (`sdot`) variants were chosen (only with `Isa::Neon`).
     pub dotprod: bool,
     dots: DotTable,
-    /// Four-token tiles for prompt processing, by weight type (Q4_1, Q8_0); `None` elsewhere.
+    /// Tiles for prompt processing (four-token and whole-batch), by weight type; `None` where a
+    /// type has none.
     dots4: Dot4Table,
     quantizers: QuantizeTable,
 }
@@ -144,7 +169,13 @@ pub struct QuantKernels {
 #[derive(Clone, Copy, Default)]
 struct Dot4Table {
     q4_1: Option<VecDot4Fn>,
+    q5_0: Option<VecDot4Fn>,
     q8_0: Option<VecDot4Fn>,
+    /// Tiles of the batch (tiled-order) K-quant dots; see [`QuantKernels::batch_dot4_fn`].
+    batch_q4_k: Option<VecDot4Fn>,
+    batch_q6_k: Option<VecDot4Fn>,
+    /// Whole-batch tiles of the single-row dots; see [`QuantKernels::vec_dot_tile_fn`].
+    tile_q5_0: Option<VecDotTileFn>,
 }
 
 impl fmt::Debug for QuantKernels {
@@ -164,7 +195,12 @@ impl QuantKernels {
         // The AVX-512 dot kernels measured no faster than AVX2 on the CPUs we have (see
         // examples/quant_dot_speed.rs), and their 4-block accumulation order moves results further
         // from llama.cpp's (which has no AVX-512 path for these types): default to AVX2 there until
-        // they win. `--isa avx512` still selects them.
+        // they win. `--isa avx512` still selects them. The AVX-512 VNNI prompt-processing tiles,
+        // though, reproduce the AVX2 dots' bits, faster: a VNNI CPU gets the AVX2 table with them.
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx512 && crate::isa::x86_features::avx512_vnni() {
+            return x86_tables::avx2_vnni_tiles();
+        }
         let isa = match Isa::detect() {
             Isa::Avx512 => Isa::Avx2,
             other => other,
@@ -223,21 +259,27 @@ impl QuantKernels {
     }
 
     /// Every table this build knows, labelled, each with the reason when this CPU cannot run
-    /// it: the AVX-512 level with and without VNNI, and NEON with and without dotprod, are
-    /// separate entries. For tests and benches, which run every available entry and report the
-    /// skipped ones.
-    pub fn variants() -> [(&'static str, Result<QuantKernels, UnsupportedIsa>); 6] {
+    /// it: the AVX-512 level with and without VNNI, the AVX2 table with VNNI prompt tiles (what
+    /// `detect` picks on a VNNI CPU), and NEON with and without dotprod, are separate entries.
+    /// For tests and benches, which run every available entry and report the skipped ones.
+    pub fn variants() -> [(&'static str, Result<QuantKernels, UnsupportedIsa>); 7] {
         #[cfg(target_arch = "x86_64")]
-        let (avx512, avx512_vnni) = {
+        let (avx512, avx512_vnni, avx2_vnni_tiles) = {
             let avx512 = Isa::Avx512.require().map(|_| x86_tables::avx512(false));
-            let vnni = match avx512 {
-                Ok(_) if crate::isa::x86_features::avx512_vnni() => Ok(x86_tables::avx512(true)),
-                _ => Err(UnsupportedIsa(Isa::Avx512)),
+            let (vnni, tiles) = match avx512 {
+                Ok(_) if crate::isa::x86_features::avx512_vnni() => {
+                    (Ok(x86_tables::avx512(true)), Ok(x86_tables::avx2_vnni_tiles()))
+                }
+                _ => (Err(UnsupportedIsa(Isa::Avx512)), Err(UnsupportedIsa(Isa::Avx512))),
             };
-            (avx512, vnni)
+            (avx512, vnni, tiles)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let (avx512, avx512_vnni) = (Err(UnsupportedIsa(Isa::Avx512)), Err(UnsupportedIsa(Isa::Avx512)));
+        let (avx512, avx512_vnni, avx2_vnni_tiles) = (
+            Err(UnsupportedIsa(Isa::Avx512)),
+            Err(UnsupportedIsa(Isa::Avx512)),
+            Err(UnsupportedIsa(Isa::Avx512)),
+        );
         #[cfg(target_arch = "aarch64")]
         let (neon, neon_dotprod) = {
             let neon = Isa::Neon.require().map(|_| arm_tables::neon(false));
@@ -252,6 +294,7 @@ impl QuantKernels {
         [
             ("scalar", Ok(QuantKernels::scalar())),
             ("avx2", QuantKernels::for_isa(Isa::Avx2)),
+            ("avx2-vnni-tiles", avx2_vnni_tiles),
             ("avx512", avx512),
             ("avx512-vnni", avx512_vnni),
             ("neon", neon),
@@ -301,10 +344,30 @@ impl QuantKernels {
         }
     }
 
+    /// The four-token tile of [`QuantKernels::batch_dot_fn`] (bit-identical to it), when this ISA
+    /// has one.
+    pub fn batch_dot4_fn(&self, w: GgmlType) -> Option<VecDot4Fn> {
+        match w {
+            GgmlType::Q4K => self.dots4.batch_q4_k,
+            GgmlType::Q6K => self.dots4.batch_q6_k,
+            _ => None,
+        }
+    }
+
+    /// The whole-batch tile of `vec_dot_fn(w)` (bit-identical to it), when this table has one;
+    /// preferred over [`QuantKernels::vec_dot4_fn`] for batches of 2+ rows.
+    pub fn vec_dot_tile_fn(&self, w: GgmlType) -> Option<VecDotTileFn> {
+        match w {
+            GgmlType::Q5_0 => self.dots4.tile_q5_0,
+            _ => None,
+        }
+    }
+
     /// The four-token tile kernel for weight type `w`, when this ISA has one.
     pub fn vec_dot4_fn(&self, w: GgmlType) -> Option<VecDot4Fn> {
         match w {
             GgmlType::Q4_1 => self.dots4.q4_1,
+            GgmlType::Q5_0 => self.dots4.q5_0,
             GgmlType::Q8_0 => self.dots4.q8_0,
             _ => None,
         }
@@ -411,7 +474,11 @@ mod x86_tables {
             dotprod: false,
             dots4: Dot4Table {
                 q4_1: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q4_1_q8_1, BlockQ4_1, BlockQ8_1)),
+                q5_0: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q5_0_q8_0, BlockQ5_0, BlockQ8_0)),
                 q8_0: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q8_0_q8_0, BlockQ8_0, BlockQ8_0)),
+                batch_q4_k: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q4_k_q8_k_tiled, BlockQ4K, BlockQ8K)),
+                batch_q6_k: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q6_k_q8_k_tiled, BlockQ6K, BlockQ8K)),
+                tile_q5_0: None,
             },
             dots: DotTable {
                 q4_0: dot_entry!(unsafe avx2::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
@@ -451,8 +518,26 @@ mod x86_tables {
                 ..base.dots
             }
         };
-        // The tiles mirror the AVX2 single-row kernels bit for bit, not these.
-        QuantKernels { isa: Isa::Avx512, vnni, dots, dots4: Dot4Table::default(), ..base }
+        // The legacy tiles mirror the AVX2 single-row kernels bit for bit, not these; the batch
+        // K-quant tiles mirror the batch dots, which are the same at both levels.
+        let dots4 = Dot4Table {
+            batch_q4_k: base.dots4.batch_q4_k,
+            batch_q6_k: base.dots4.batch_q6_k,
+            ..Default::default()
+        };
+        QuantKernels { isa: Isa::Avx512, vnni, dots, dots4, ..base }
+    }
+
+    /// The AVX2 table with its prompt-processing tiles replaced by AVX-512 VNNI versions that give
+    /// the same bits (the dots stay AVX2, llama.cpp's order). Caller must have checked
+    /// `Isa::Avx512.require()` and `x86_features::avx512_vnni()`.
+    pub(super) fn avx2_vnni_tiles() -> QuantKernels {
+        let base = avx2();
+        let dots4 = Dot4Table {
+            tile_q5_0: Some(tile_entry!(unsafe avx512::vec_dot_tile_q5_0_q8_0_vnni, BlockQ5_0, BlockQ8_0)),
+            ..base.dots4
+        };
+        QuantKernels { vnni: true, dots4, ..base }
     }
 }
 

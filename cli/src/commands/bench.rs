@@ -36,12 +36,17 @@ struct Row {
     n_prompt: usize,
     n_gen: usize,
     depth: usize,
+    /// Threads for generation (tgN).
     threads: usize,
+    /// Threads for prompt processing (ppN), llama.cpp's `--threads-batch`.
+    threads_batch: usize,
     isa: String,
     tokens_per_second: f64,
     stddev: f64,
     samples_ts: Vec<f64>,
     kv_bytes: usize,
+    kv_spilled_bytes: usize,
+    kv: String,
     peak_rss_bytes: u64,
 }
 
@@ -108,11 +113,14 @@ pub fn main(mut a: Args) -> Result<()> {
                 n_gen,
                 depth,
                 threads: session.n_threads(),
+                threads_batch: session.n_threads_batch(),
                 isa: session.isa().name().to_string(),
                 tokens_per_second: mean,
                 stddev: var.sqrt(),
                 samples_ts: ts,
                 kv_bytes: session.kv_bytes(),
+                kv_spilled_bytes: session.kv_spilled_bytes(),
+                kv: a.compute.kv.kv.clone(),
                 peak_rss_bytes: peak_rss_bytes(),
             });
         }

@@ -51,10 +51,11 @@ pub fn main(a: Args) -> Result<()> {
             model.config.n_vocab,
             session.isa().name(),
             session.n_threads(),
-            session.n_ctx(),
+            if session.n_ctx() == usize::MAX { "unbounded".to_string() } else { session.n_ctx().to_string() },
             session.kv_bytes() as f64 / (1 << 20) as f64,
         );
     }
+    let verbose_kv = a.verbose;
     if prompt.len() > session.n_ctx() {
         bail!(
             "the prompt has {} tokens but the context holds {}; use a shorter prompt or a larger --ctx",
@@ -69,6 +70,14 @@ pub fn main(a: Args) -> Result<()> {
             stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
         })?;
     let _ = writeln!(stdout);
+    if verbose_kv {
+        eprintln!(
+            "kv: {} | resident {:.2} MiB | spilled {:.2} MiB",
+            a.compute.kv.kv,
+            session.kv_bytes() as f64 / (1 << 20) as f64,
+            session.kv_spilled_bytes() as f64 / (1 << 20) as f64,
+        );
+    }
     if stats.stop == StopReason::ContextFull {
         eprintln!("note: stopped because the context ({} tokens) is full", session.n_ctx());
     }

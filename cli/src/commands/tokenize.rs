@@ -1,6 +1,6 @@
 //! `fovea tokenize`: token ids as a JSON array.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::common::{model_path, ModelArg};
 
@@ -9,7 +9,11 @@ pub struct Args {
     #[command(flatten)]
     model: ModelArg,
     /// Text to tokenize.
-    text: String,
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    text: Option<String>,
+    /// Read the text from a UTF-8 file instead.
+    #[arg(short = 'f', long = "file")]
+    file: Option<std::path::PathBuf>,
     /// Do not add BOS/EOS even when the model asks for them.
     #[arg(long = "no-bos")]
     no_bos: bool,
@@ -21,7 +25,12 @@ pub struct Args {
 pub fn main(a: Args) -> Result<()> {
     let path = model_path(&a.model)?;
     let tokenizer = fovea_engine::Model::load_tokenizer(&path)?;
-    let ids = tokenizer.encode(&a.text, !a.no_bos, !a.no_parse_special);
+    // clap guarantees exactly one of the text and --file.
+    let text = match &a.file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        None => a.text.clone().unwrap_or_default(),
+    };
+    let ids = tokenizer.encode(&text, !a.no_bos, !a.no_parse_special);
     println!("{}", serde_json::to_string(&ids)?);
     Ok(())
 }

@@ -10,6 +10,8 @@ mod q6_k;
 mod q8;
 mod quantize;
 mod tile4;
+mod tile4_k;
+mod tile4_q5_0;
 
 pub use float::{vec_dot_f16_f16, vec_dot_f32};
 pub use q4::{vec_dot_q4_0_q8_0, vec_dot_q4_1_q8_1};
@@ -20,5 +22,7 @@ pub use q6_k::{vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_tiled};
 pub use q8::vec_dot_q8_0_q8_0;
 pub use quantize::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
 pub use tile4::{vec_dot4_rows_q4_1_q8_1, vec_dot4_rows_q8_0_q8_0};
+pub use tile4_k::{vec_dot4_rows_q4_k_q8_k_tiled, vec_dot4_rows_q6_k_q8_k_tiled};
+pub use tile4_q5_0::vec_dot4_rows_q5_0_q8_0;
 
-pub(crate) use common::hsum_f32x8;
+pub(crate) use common::{f16_to_f32, hsum_f32x8};

@@ -7,7 +7,7 @@ use crate::x86::chunks;
 use fovea_formats::blocks::{BlockQ6K, BlockQ8K, QK_K};
 
 use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32};
-use super::q4_k::hsum_i32x8;
+use super::q4_k::{fma_f32, hsum_i32x8};
 
 /// x (n,) as Q6_K . y (n,) as Q8_K; n a multiple of 256.
 ///
@@ -41,7 +41,7 @@ pub unsafe fn vec_dot_q6_k_q8_k_tiled(n: usize, x: &[BlockQ6K], y: &[BlockQ8K]) 
     let mut acc = 0.0f32;
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let s1 = hsum_i32x8(block_sums(bx, by));
-        acc = libm::fmaf(s1 as f32 * f16_to_f32(bx.d), by.d, acc);
+        acc = fma_f32(s1 as f32 * f16_to_f32(bx.d), by.d, acc);
     }
     acc
 }

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The KV-cache evidence of docs/kv-cache.md: streaming perplexity, pass-key retrieval and
+# generation speed by depth for each --kv mode at equal attended budget, then the figures.
+#
+# Usage: benches/kv-evidence.sh [ppl|beyond|passkey|speed|plots|all]...   (default: all)
+# Env:   FOVEA      the fovea binary (default: target/release/fovea, built if missing)
+#        MODELS     models to run (default: "smollm2-135m gemma3-270m")
+#        BUDGETS    attended budgets (default: "256 512 1024")
+#        TEXT       long English text (default: ../shared/golden/text/pride_and_prejudice_ch01-15.txt)
+#        OUT        data directory (default: docs/kv-data); figures go to docs/
+#        THREADS    threads (default: 2)
+# Every run's JSON lands in $OUT with the exact command in a .cmd file beside it, so the doc's
+# numbers can be traced and re-run one by one. Runs whose JSON exists are skipped (delete to redo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FOVEA=${FOVEA:-target/release/fovea}
+MODELS=${MODELS:-"smollm2-135m gemma3-270m"}
+BUDGETS=${BUDGETS:-"256 512 1024"}
+TEXT=${TEXT:-../shared/golden/text/pride_and_prejudice_ch01-15.txt}
+OUT=${OUT:-docs/kv-data}
+THREADS=${THREADS:-2}
+STAGES=${*:-all}
+mkdir -p "$OUT"
+[ -x "$FOVEA" ] || cargo build --release -p fovea-cli
+
+short() { case $1 in smollm2-135m) echo smollm2 ;; gemma3-270m) echo gemma3 ;; *) basename "$1" .gguf ;; esac; }
+# Trained context per model: streaming runs go up to it, "beyond" runs past it.
+trained() { case $1 in smollm2-135m) echo 8192 ;; gemma3-270m) echo 32768 ;; *) echo 4096 ;; esac; }
+text_tokens() { "$FOVEA" tokenize -m "$1" -f "$TEXT" 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+
+# run NAME CMD...: runs CMD once, stdout to $OUT/NAME.json, the command to $OUT/NAME.cmd.
+run() {
+    local name=$1; shift
+    if [ -s "$OUT/$name.json" ]; then echo "have $name"; return; fi
+    echo "run  $name: $*"
+    echo "$*" > "$OUT/$name.cmd"
+    "$@" > "$OUT/$name.json.tmp" 2> "$OUT/$name.log" && mv "$OUT/$name.json.tmp" "$OUT/$name.json" \
+        || { echo "FAILED $name (see $OUT/$name.log)"; rm -f "$OUT/$name.json.tmp"; }
+}
+
+want() { [[ " $STAGES " == *" all "* || " $STAGES " == *" $1 "* ]]; }
+
+for model in $MODELS; do
+    m=$(short "$model")
+    ctx=$(trained "$model")
+    have=$(text_tokens "$model")
+    n=$(( ctx < have ? ctx : have ))
+    ppl=("$FOVEA" perplexity -m "$model" -f "$TEXT" --streaming --json -t "$THREADS")
+    if want ppl; then
+        run "ppl-$m-full" "${ppl[@]}" -c "$n" --kv full
+        for b in $BUDGETS; do
+            for mode in window dilated fovea; do
+                run "ppl-$m-$mode-b$b" "${ppl[@]}" -c "$n" --kv "$mode" --kv-budget "$b"
+            done
+        done
+    fi
+    # Beyond the trained context (only where the text is longer than it): window vs fovea.
+    if want beyond && [ "$have" -gt "$ctx" ]; then
+        for b in $BUDGETS; do
+            for mode in window fovea; do
+                run "beyond-$m-$mode-b$b" "${ppl[@]}" -c "$have" --kv "$mode" --kv-budget "$b"
+            done
+        done
+    fi
+    if want passkey; then
+        lengths="2000,4000"
+        [ "$ctx" -lt 16000 ] && lengths="2000,4000,12000"
+        for mode in full window dilated fovea; do
+            budget=(); [ "$mode" = full ] || budget=(--kv-budget 512)
+            [ "$mode" = full ] && l=${lengths%,12000} || l=$lengths
+            run "passkey-$m-$mode" "$FOVEA" passkey -m "$model" -t "$THREADS" --json \
+                --lengths "$l" --depths 10,30,50,70,90 --trials 2 --kv "$mode" "${budget[@]}"
+        done
+    fi
+    if want speed; then
+        for mode in full window fovea; do
+            depths="0,2048,8192"
+            [ "$mode" = full ] || depths="0,2048,8192,32768,131072"
+            budget=(); [ "$mode" = full ] || budget=(--kv-budget 1024)
+            run "bench-$m-$mode" "$FOVEA" bench -m "$model" -t "$THREADS" -p 0 -n 64 -r 2 --json \
+                -d "$depths" --kv "$mode" "${budget[@]}"
+        done
+    fi
+done
+
+if want plots; then
+    cargo run --release --example kv_plots -- "$OUT" docs
+fi

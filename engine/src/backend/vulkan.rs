@@ -1,0 +1,480 @@
+//! The forward pass on a Vulkan device: weights uploaded once from the mapped file, a device
+//! KV cache for the device layers, each layer recorded as a chain of dispatches, and the
+//! residual stream handed to the CPU for the layers past `gpu_layers`.
+//!
+//! One forward = one command buffer: the host writes the token embeddings (looked up on the
+//! CPU, a copy of n rows) and the RoPE cos/sin of the batch's positions (from the same
+//! `RopeTable` as the CPU, so both rotate by identical angles) to a staging buffer; the
+//! device copies them in, runs the layers, and copies back either the logits (every layer on
+//! the device) or the residual stream x (n, d) for `Model::forward_layers` on the CPU.
+//!
+//! The KV cache keeps every position on every device layer, K (n_ctx, n_kv · hd) and V
+//! (n_ctx, n_kv · hdv) in f32, row = position, so storing a batch's keys is one buffer copy and
+//! truncating the sequence needs no bookkeeping; sliding-window layers mask by position in the
+//! attention shader instead of using a ring.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use fovea_formats::GgmlType;
+use fovea_kernels::vulkan::{
+    Buffer, DeviceOptions, Gpu, MemKind, MemoryStats, Recorder, Shader, VulkanError, WORKGROUP,
+};
+
+use crate::config::FfnActivation;
+use crate::error::{EngineError, Result};
+use crate::model::{LayerWeights, Model};
+use crate::weights::{Matrix, WeightData};
+
+/// The process's device while any session (or caller) holds it: sessions share one instance,
+/// device and pipeline cache; the last one dropped closes the device.
+static SHARED_GPU: Mutex<Weak<Gpu>> = Mutex::new(Weak::new());
+
+/// The shared device, opened with `opts` if none is open (an open one is returned as it is).
+pub fn shared_gpu(opts: &DeviceOptions) -> Result<Arc<Gpu>> {
+    let mut slot = SHARED_GPU.lock().map_err(|_| EngineError::Vulkan("device lock poisoned".into()))?;
+    if let Some(gpu) = slot.upgrade() {
+        return Ok(gpu);
+    }
+    let gpu = Arc::new(Gpu::new(opts)?);
+    *slot = Arc::downgrade(&gpu);
+    Ok(gpu)
+}
+
+/// Rows of logits computed per output dispatch: bounds the logits buffer (Gemma 3's 262144-word
+/// vocabulary is 1 MiB per row).
+const LOGIT_BUFFER_BYTES: usize = 32 << 20;
+
+/// Staging buffer for the weight upload.
+const UPLOAD_STAGING: u64 = 16 << 20;
+
+/// A weight matrix on the device, its rows split into chunks of at most one binding each.
+struct DeviceMatrix {
+    shader: Shader,
+    rows: usize,
+    cols: usize,
+    /// (first row, rows, bytes) per chunk.
+    chunks: Vec<(usize, usize, Buffer)>,
+}
+
+struct DeviceLayer {
+    attn_norm: Buffer,
+    q_norm: Option<Buffer>,
+    k_norm: Option<Buffer>,
+    post_attn_norm: Option<Buffer>,
+    post_ffn_norm: Option<Buffer>,
+    wq: DeviceMatrix,
+    wk: DeviceMatrix,
+    wv: DeviceMatrix,
+    wo: DeviceMatrix,
+    ffn_norm: Buffer,
+    w_gate: DeviceMatrix,
+    w_up: DeviceMatrix,
+    w_down: DeviceMatrix,
+    /// The layer's cache: K (n_ctx, n_kv · hd), V (n_ctx, n_kv · hdv).
+    k_cache: Buffer,
+    v_cache: Buffer,
+}
+
+/// Activations of one micro-batch of up to n_ubatch tokens.
+struct Scratch {
+    x: Buffer,    // (n, d) residual stream
+    xn: Buffer,   // (n, d) normalized input of a sub-block
+    q: Buffer,    // (n, n_head · hd)
+    k: Buffer,    // (n, n_kv · hd)
+    v: Buffer,    // (n, n_kv · hdv)
+    att: Buffer,  // (n, n_head · hdv)
+    proj: Buffer, // (n, d)
+    gate: Buffer, // (n, n_ff)
+    up: Buffer,   // (n, n_ff)
+    /// cos/sin (2, n, n_rot / 2) of the global and the local RoPE tables.
+    cs_global: Buffer,
+    cs_local: Buffer,
+    /// (logit_rows, n_vocab)
+    logits: Buffer,
+    /// Host-visible: inputs (x, cos/sin) in, logits or x out.
+    stage_in: Buffer,
+    stage_out: Buffer,
+}
+
+/// What the device returns for a batch.
+pub enum DeviceResult {
+    /// Every layer ran on the device: logits (n - logits_from, n_vocab).
+    Logits(Vec<f32>),
+    /// Layers 0..gpu_layers ran on the device: the residual stream x (n, d) entering the next.
+    Residual(Vec<f32>),
+}
+
+/// The device half of a session.
+pub struct VulkanForward {
+    gpu: Arc<Gpu>,
+    layers: Vec<DeviceLayer>,
+    /// output_norm and the output matrix, when every layer is on the device.
+    output: Option<(Buffer, DeviceMatrix)>,
+    s: Scratch,
+    n_ubatch: usize,
+    logit_rows: usize,
+}
+
+impl From<VulkanError> for EngineError {
+    fn from(e: VulkanError) -> Self {
+        EngineError::Vulkan(e.to_string())
+    }
+}
+
+fn f32_bytes(x: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(x)
+}
+
+impl VulkanForward {
+    /// Opens the device (options from the environment: `FOVEA_VK_DEVICE`, `FOVEA_VK_VALIDATION`),
+    /// uploads the first `gpu_layers` layers (and the output when that is all of them) and
+    /// allocates the device KV cache for `n_ctx` positions.
+    pub fn new(model: &Model, gpu_layers: usize, n_ctx: usize, n_ubatch: usize) -> Result<VulkanForward> {
+        Self::with_gpu(shared_gpu(&DeviceOptions::from_env()?)?, model, gpu_layers, n_ctx, n_ubatch)
+    }
+
+    /// As [`VulkanForward::new`] on an already opened device.
+    pub fn with_gpu(
+        gpu: Arc<Gpu>,
+        model: &Model,
+        gpu_layers: usize,
+        n_ctx: usize,
+        n_ubatch: usize,
+    ) -> Result<VulkanForward> {
+        let c = &model.config;
+        let gpu_layers = gpu_layers.min(c.n_layer);
+        let (hd, hdv) = (c.head_dim, c.head_dim_v);
+        if hd > 256 || hdv > 4 * WORKGROUP as usize || c.n_rot > hd {
+            return Err(VulkanError::Unsupported(format!(
+                "head dims {hd}/{hdv} exceed the attention shader's 256"
+            ))
+            .into());
+        }
+        let staging = gpu.alloc(MemKind::Staging, UPLOAD_STAGING)?;
+        let up = Uploader { gpu: &gpu, staging: &staging, file: model.file_bytes() };
+        let (kv_dim, v_dim) = (c.n_head_kv * hd, c.n_head_kv * hdv);
+        let layers = model.layers[..gpu_layers]
+            .iter()
+            .map(|lw| up.layer(lw, n_ctx * kv_dim * 4, n_ctx * v_dim * 4))
+            .collect::<Result<Vec<_>>>()?;
+        let output = if gpu_layers == c.n_layer {
+            Some((up.vector(&model.output_norm)?, up.matrix(model.output_matrix())?))
+        } else {
+            None
+        };
+        drop(staging);
+        let logit_rows = (LOGIT_BUFFER_BYTES / (4 * c.n_vocab)).clamp(1, n_ubatch);
+        let n = n_ubatch;
+        let half = c.n_rot / 2;
+        let dev = |floats: usize| gpu.alloc(MemKind::Device, 4 * floats as u64);
+        let s = Scratch {
+            x: dev(n * c.n_embd)?,
+            xn: dev(n * c.n_embd)?,
+            q: dev(n * c.n_head * hd)?,
+            k: dev(n * kv_dim)?,
+            v: dev(n * v_dim)?,
+            att: dev(n * c.n_head * hdv)?,
+            proj: dev(n * c.n_embd)?,
+            gate: dev(n * c.n_ff)?,
+            up: dev(n * c.n_ff)?,
+            cs_global: dev(2 * n * half)?,
+            cs_local: dev(2 * n * half)?,
+            logits: dev(if output.is_some() { logit_rows * c.n_vocab } else { 1 })?,
+            stage_in: gpu.alloc(MemKind::Staging, 4 * (n * c.n_embd + 4 * n * half) as u64)?,
+            stage_out: gpu.alloc(MemKind::Staging, 4 * (n * c.n_embd).max(logit_rows * c.n_vocab) as u64)?,
+        };
+        let limit = gpu.info.max_binding_bytes;
+        for l in &layers {
+            if l.k_cache.size() > limit || l.v_cache.size() > limit {
+                return Err(VulkanError::BindingTooLarge {
+                    bytes: l.k_cache.size().max(l.v_cache.size()),
+                    limit,
+                }
+                .into());
+            }
+        }
+        Ok(VulkanForward { gpu, layers, output, s, n_ubatch, logit_rows })
+    }
+
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    /// Layers on the device.
+    pub fn gpu_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.gpu.memory_stats()
+    }
+
+    /// Runs `tokens` at positions pos0.. through the device layers (storing their keys and
+    /// values in the device cache). With every layer on the device, returns the logits of rows
+    /// logits_from..n; otherwise the residual stream for the CPU to continue.
+    pub fn forward(
+        &mut self,
+        model: &Model,
+        tokens: &[u32],
+        pos0: usize,
+        logits_from: usize,
+    ) -> Result<DeviceResult> {
+        let c = &model.config;
+        let n = tokens.len();
+        debug_assert!(n <= self.n_ubatch);
+        let d = c.n_embd;
+        let half = c.n_rot / 2;
+        // Inputs: x (n, d), then cos/sin (2, n, half) of the global and the local table.
+        let x0 = model.embed(tokens);
+        let s = &self.s;
+        s.stage_in.write(0, f32_bytes(&x0))?;
+        let cs_bytes = (2 * n * half * 4) as u64;
+        let x_bytes = (n * d * 4) as u64;
+        let tables = [Some(&model.rope), model.rope_local.as_ref()];
+        for (i, table) in tables.iter().enumerate() {
+            if let Some(t) = table {
+                let (mut cos, mut sin) = (vec![0.0f32; n * half], vec![0.0f32; n * half]);
+                for tok in 0..n {
+                    let r = tok * half..(tok + 1) * half;
+                    t.angles(pos0 + tok, &mut cos[r.clone()], &mut sin[r]);
+                }
+                s.stage_in.write(x_bytes + i as u64 * cs_bytes, f32_bytes(&cos))?;
+                s.stage_in.write(x_bytes + i as u64 * cs_bytes + cs_bytes / 2, f32_bytes(&sin))?;
+            }
+        }
+        let mut r = Recorder::new(&self.gpu)?;
+        r.copy(&s.stage_in, 0, &s.x, 0, x_bytes)?;
+        r.copy(&s.stage_in, x_bytes, &s.cs_global, 0, cs_bytes)?;
+        if model.rope_local.is_some() {
+            r.copy(&s.stage_in, x_bytes + cs_bytes, &s.cs_local, 0, cs_bytes)?;
+        }
+        for (l, layer) in self.layers.iter().enumerate() {
+            record_layer(&mut r, s, model, l, layer, n, pos0)?;
+        }
+        let Some((norm, out)) = &self.output else {
+            r.copy(&s.x, 0, &s.stage_out, 0, x_bytes)?;
+            r.submit()?;
+            let mut x = vec![0.0f32; n * d];
+            s.stage_out.read(0, bytemuck::cast_slice_mut(&mut x))?;
+            return Ok(DeviceResult::Residual(x));
+        };
+        // Output: the wanted rows only, normalized, then the logits a group of rows at a time.
+        let n_out = n.saturating_sub(logits_from);
+        let mut logits = vec![0.0f32; n_out * c.n_vocab];
+        if n_out == 0 {
+            r.submit()?;
+            return Ok(DeviceResult::Logits(logits));
+        }
+        let eps = c.rms_eps.to_bits();
+        let first = (n - n_out) as u32;
+        r.dispatch(
+            Shader::RmsNorm,
+            &[&s.x, norm, &s.xn],
+            &[d as u32, n_out as u32, first * d as u32, eps],
+            n_out as u32,
+        )?;
+        let mut r = Some(r);
+        for (g, rows) in logits.chunks_mut(self.logit_rows * c.n_vocab).enumerate() {
+            let n_rows = rows.len() / c.n_vocab;
+            let mut rec = match r.take() {
+                Some(rec) => rec,
+                None => Recorder::new(&self.gpu)?,
+            };
+            let x_offset = g * self.logit_rows * d;
+            matvec(&mut rec, out, &s.xn, x_offset, n_rows, &s.logits)?;
+            rec.copy(&s.logits, 0, &s.stage_out, 0, (rows.len() * 4) as u64)?;
+            rec.submit()?;
+            s.stage_out.read(0, bytemuck::cast_slice_mut(rows))?;
+        }
+        if let Some(cap) = c.final_logit_softcap {
+            // As the CPU: scale by 1/cap, tanh, scale by cap (on the host: n_out rows only).
+            let inv = 1.0 / cap;
+            for l in &mut logits {
+                *l = (*l * inv).tanh() * cap;
+            }
+        }
+        Ok(DeviceResult::Logits(logits))
+    }
+}
+
+/// y (n, w.rows) = x (n, w.cols) starting at float x_offset · Wᵀ, one dispatch per chunk.
+fn matvec(
+    r: &mut Recorder,
+    w: &DeviceMatrix,
+    x: &Buffer,
+    x_offset: usize,
+    n: usize,
+    y: &Buffer,
+) -> Result<()> {
+    for (r0, rows, buf) in &w.chunks {
+        let push = [w.cols as u32, *rows as u32, n as u32, x_offset as u32, w.rows as u32, *r0 as u32];
+        r.matvec(w.shader, n, &[buf, x, y], &push, *rows)?;
+    }
+    Ok(())
+}
+
+/// Workgroups for one invocation per element.
+fn groups(n: usize) -> u32 {
+    (n as u32).div_ceil(WORKGROUP)
+}
+
+/// Records one transformer layer on the batch in `s.x` (n, d), as `Model::forward_layers`.
+fn record_layer(
+    r: &mut Recorder,
+    s: &Scratch,
+    model: &Model,
+    l: usize,
+    w: &DeviceLayer,
+    n: usize,
+    pos0: usize,
+) -> Result<()> {
+    let c = &model.config;
+    let (d, hd, hdv, n_ff) = (c.n_embd as u32, c.head_dim as u32, c.head_dim_v as u32, c.n_ff as u32);
+    let (n_head, n_kv) = (c.n_head as u32, c.n_head_kv as u32);
+    let nt = n as u32;
+    let eps = c.rms_eps.to_bits();
+    let norm = |r: &mut Recorder, x: &Buffer, wt: &Buffer, out: &Buffer, width: u32, rows: u32| {
+        r.dispatch(Shader::RmsNorm, &[x, wt, out], &[width, rows, 0, eps], rows)
+    };
+    let add = |r: &mut Recorder, y: &Buffer, x: &Buffer, len: u32| {
+        r.dispatch(Shader::Axpy, &[y, x], &[len, 1.0f32.to_bits(), 1.0f32.to_bits()], groups(len as usize))
+    };
+
+    // --- attention ---
+    norm(r, &s.x, &w.attn_norm, &s.xn, d, nt)?;
+    matvec(r, &w.wq, &s.xn, 0, n, &s.q)?;
+    matvec(r, &w.wk, &s.xn, 0, n, &s.k)?;
+    matvec(r, &w.wv, &s.xn, 0, n, &s.v)?;
+    if let (Some(qn), Some(kn)) = (&w.q_norm, &w.k_norm) {
+        norm(r, &s.q, qn, &s.q, hd, nt * n_head)?;
+        norm(r, &s.k, kn, &s.k, hd, nt * n_kv)?;
+    }
+    let window = c.window(l);
+    let cs = if window.is_some() && model.rope_local.is_some() { &s.cs_local } else { &s.cs_global };
+    let neox = (c.rope_layout == fovea_kernels::ops::RopeLayout::NeoX) as u32;
+    let half = c.n_rot / 2;
+    r.dispatch(
+        Shader::Rope,
+        &[&s.q, cs],
+        &[nt, n_head, hd, c.n_rot as u32, neox],
+        groups(n * c.n_head * half),
+    )?;
+    r.dispatch(
+        Shader::Rope,
+        &[&s.k, cs],
+        &[nt, n_kv, hd, c.n_rot as u32, neox],
+        groups(n * c.n_head_kv * half),
+    )?;
+    let (kv_row, v_row) = ((n_kv * hd * 4) as u64, (n_kv * hdv * 4) as u64);
+    r.copy(&s.k, 0, &w.k_cache, pos0 as u64 * kv_row, n as u64 * kv_row)?;
+    r.copy(&s.v, 0, &w.v_cache, pos0 as u64 * v_row, n as u64 * v_row)?;
+    if c.q_scale != 1.0 {
+        let len = nt * n_head * hd;
+        r.dispatch(Shader::Axpy, &[&s.q, &s.q], &[len, 0, c.q_scale.to_bits()], groups(len as usize))?;
+    }
+    let push = [
+        nt,
+        n_head,
+        (c.gqa_group()) as u32,
+        hd,
+        hdv,
+        pos0 as u32,
+        window.unwrap_or(0) as u32,
+        c.kq_scale.to_bits(),
+    ];
+    r.dispatch(Shader::Attention, &[&s.q, &w.k_cache, &w.v_cache, &s.att], &push, nt * n_head)?;
+    matvec(r, &w.wo, &s.att, 0, n, &s.proj)?;
+    if let Some(pn) = &w.post_attn_norm {
+        norm(r, &s.proj, pn, &s.proj, d, nt)?;
+    }
+    add(r, &s.x, &s.proj, nt * d)?;
+
+    // --- feed-forward: act(W_gate x) * (W_up x), then W_down ---
+    norm(r, &s.x, &w.ffn_norm, &s.xn, d, nt)?;
+    matvec(r, &w.w_gate, &s.xn, 0, n, &s.gate)?;
+    matvec(r, &w.w_up, &s.xn, 0, n, &s.up)?;
+    let kind = match c.ffn_act {
+        FfnActivation::Silu => 0u32,
+        FfnActivation::GeluTanh => 1,
+    };
+    r.dispatch(Shader::Activation, &[&s.gate, &s.up], &[nt * n_ff, kind], groups(n * c.n_ff))?;
+    matvec(r, &w.w_down, &s.gate, 0, n, &s.proj)?;
+    if let Some(pn) = &w.post_ffn_norm {
+        norm(r, &s.proj, pn, &s.proj, d, nt)?;
+    }
+    add(r, &s.x, &s.proj, nt * d)?;
+    Ok(())
+}
+
+/// Uploads weights from the mapped file through one staging buffer.
+struct Uploader<'a> {
+    gpu: &'a Arc<Gpu>,
+    staging: &'a Buffer,
+    file: &'a [u8],
+}
+
+impl Uploader<'_> {
+    fn bytes(&self, bytes: &[u8]) -> Result<Buffer> {
+        let b = self.gpu.alloc(MemKind::Device, bytes.len() as u64)?;
+        self.gpu.upload_with(self.staging, &b, 0, bytes)?;
+        Ok(b)
+    }
+
+    fn vector(&self, v: &[f32]) -> Result<Buffer> {
+        self.bytes(f32_bytes(v))
+    }
+
+    /// The matrix's rows in chunks of at most one binding (lavapipe: 128 MiB), so a large
+    /// embedding/output matrix spans several bindings.
+    fn matrix(&self, m: &Matrix) -> Result<DeviceMatrix> {
+        let (ty, bytes): (GgmlType, &[u8]) = match &m.data {
+            WeightData::Mapped { .. } => (m.ty, m.mapped_bytes(self.file)),
+            WeightData::F32(v) => (GgmlType::F32, f32_bytes(v)),
+        };
+        let shader = Shader::matvec(ty).ok_or_else(|| {
+            VulkanError::Unsupported(format!(
+                "tensor {} has type {ty}, which has no Vulkan matvec shader",
+                m.name
+            ))
+        })?;
+        let row_bytes = bytes.len() / m.rows.max(1);
+        let max_rows = (self.gpu.info.max_binding_bytes as usize / row_bytes.max(1)).max(1);
+        let mut chunks = Vec::new();
+        let mut r0 = 0;
+        while r0 < m.rows {
+            let nr = max_rows.min(m.rows - r0);
+            chunks.push((r0, nr, self.bytes(&bytes[r0 * row_bytes..(r0 + nr) * row_bytes])?));
+            r0 += nr;
+        }
+        Ok(DeviceMatrix { shader, rows: m.rows, cols: m.cols, chunks })
+    }
+
+    fn layer(&self, w: &LayerWeights, k_bytes: usize, v_bytes: usize) -> Result<DeviceLayer> {
+        let opt = |v: &Option<Vec<f32>>| v.as_deref().map(|v| self.vector(v)).transpose();
+        let zeroed = |bytes: usize| -> Result<Buffer> {
+            // Zeroed so that the cache never holds stale data from earlier use of the memory.
+            let b = self.gpu.alloc(MemKind::Device, bytes as u64)?;
+            let mut r = Recorder::new(self.gpu)?;
+            r.fill_zero(&b)?;
+            r.submit()?;
+            Ok(b)
+        };
+        Ok(DeviceLayer {
+            attn_norm: self.vector(&w.attn_norm)?,
+            q_norm: opt(&w.attn_q_norm)?,
+            k_norm: opt(&w.attn_k_norm)?,
+            post_attn_norm: opt(&w.post_attn_norm)?,
+            post_ffn_norm: opt(&w.post_ffn_norm)?,
+            wq: self.matrix(&w.wq)?,
+            wk: self.matrix(&w.wk)?,
+            wv: self.matrix(&w.wv)?,
+            wo: self.matrix(&w.wo)?,
+            ffn_norm: self.vector(&w.ffn_norm)?,
+            w_gate: self.matrix(&w.w_gate)?,
+            w_up: self.matrix(&w.w_up)?,
+            w_down: self.matrix(&w.w_down)?,
+            k_cache: zeroed(k_bytes)?,
+            v_cache: zeroed(v_bytes)?,
+        })
+    }
+}

@@ -1,0 +1,81 @@
+//! Gathering the chosen entries of one KV head into contiguous f32 rows for the attention
+//! kernels, and re-rotating keys whose position is re-numbered.
+
+use std::ops::Range;
+
+use fovea_kernels::ops::RopeTable;
+
+use super::paged_store::PagedStore;
+
+/// One chunk's attended entries for one KV head, memory entries first, then the window region.
+#[derive(Default)]
+pub struct Gathered {
+    /// pos (m,): true position of each entry.
+    pub pos: Vec<usize>,
+    /// keys (m, hd)
+    pub keys: Vec<f32>,
+    /// values (m, hdv)
+    pub values: Vec<f32>,
+}
+
+/// out <- the entries at the positions of `ranges` (ascending, disjoint) of KV head `h`.
+pub fn gather(store: &PagedStore, layer: usize, h: usize, ranges: &[Range<usize>], out: &mut Gathered) {
+    let sh = store.shape();
+    let (hd, hdv) = (sh.head_dim, sh.head_dim_v);
+    out.pos.clear();
+    out.pos.extend(ranges.iter().flat_map(|r| r.clone()));
+    let m = out.pos.len();
+    out.keys.resize(m * hd, 0.0);
+    out.values.resize(m * hdv, 0.0);
+    for (i, &p) in out.pos.iter().enumerate() {
+        store.read_key(layer, h, p, &mut out.keys[i * hd..(i + 1) * hd]);
+        store.read_value(layer, h, p, &mut out.values[i * hdv..(i + 1) * hdv]);
+    }
+}
+
+/// Moves key i (stored rotated to pos[i]) to position eff[i] >= pos[i]: RoPE rotations compose,
+/// so rotating by the angle of eff[i] - pos[i] gives the key RoPE'd at eff[i].
+/// keys (m, hd), pos (m,), eff (m,).
+pub fn rerotate(rope: &RopeTable, keys: &mut [f32], hd: usize, pos: &[usize], eff: &[usize]) {
+    let half = rope.n_rot() / 2;
+    let (mut cos, mut sin) = (vec![0.0f32; half], vec![0.0f32; half]);
+    let mut last = None;
+    for ((k, &p), &e) in keys.chunks_exact_mut(hd.max(1)).zip(pos).zip(eff) {
+        let delta = e.saturating_sub(p);
+        if delta == 0 {
+            continue;
+        }
+        if last != Some(delta) {
+            rope.angles(delta, &mut cos, &mut sin);
+            last = Some(delta);
+        }
+        rope.rotate(k, &cos, &sin);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fovea_kernels::ops::RopeLayout;
+
+    use super::*;
+
+    #[test]
+    fn rerotation_equals_rotating_at_the_new_position() {
+        for layout in [RopeLayout::Normal, RopeLayout::NeoX] {
+            let rope = RopeTable::new(8, 10000.0, 1.0, layout);
+            let raw: Vec<f32> = (0..8).map(|i| (i as f32 * 0.7).sin()).collect();
+            let at = |p: usize| {
+                let (mut c, mut s) = ([0.0; 4], [0.0; 4]);
+                rope.angles(p, &mut c, &mut s);
+                let mut k = raw.clone();
+                rope.rotate(&mut k, &c, &s);
+                k
+            };
+            let mut moved = at(100);
+            rerotate(&rope, &mut moved, 8, &[100], &[4000]);
+            for (a, b) in moved.iter().zip(at(4000)) {
+                assert!((a - b).abs() < 1e-4, "{layout:?}: {a} vs {b}");
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The spill file: fixed-size slots in a memory-mapped temporary file, where pages go when the
+//! resident KV memory would exceed `--kv-ram`. Nothing is thrown away: a spilled page is read
+//! back through the map (the OS pages it in on demand and may drop it again, it is file-backed).
+//!
+//! The file is created in `$FOVEA_KV_SPILL_DIR` or the temp dir and unlinked at once, so it
+//! disappears with the process even after a crash. It grows by doubling; growing remaps it.
+
+use std::fs::{File, OpenOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memmap2::MmapMut;
+
+use crate::error::{EngineError, Result};
+
+/// Slots of the first mapping (more are added by doubling).
+const INITIAL_SLOTS: usize = 64;
+
+pub struct SpillFile {
+    file: File,
+    /// The whole file, `capacity * slot_bytes` bytes (None until the first page is spilled).
+    map: Option<MmapMut>,
+    slot_bytes: usize,
+    capacity: usize,
+    /// Slots handed out so far (slots are freed only all at once, by `clear`).
+    used: usize,
+    /// Slots given back by `free`, reused first.
+    free: Vec<usize>,
+}
+
+fn spill_dir() -> PathBuf {
+    std::env::var_os("FOVEA_KV_SPILL_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+}
+
+impl SpillFile {
+    /// An empty spill file for slots of `slot_bytes` bytes.
+    pub fn create(slot_bytes: usize) -> Result<SpillFile> {
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let dir = spill_dir();
+        let path = dir.join(format!(
+            "fovea-kv-{}-{}.spill",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        let io = |what: &str, e: std::io::Error| {
+            EngineError::InvalidSetting(format!("KV spill file {}: cannot {what}: {e}", path.display()))
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io("create", e))?;
+        // Unlinked now: the open handle and the map keep the data alive until the process ends.
+        std::fs::remove_file(&path).map_err(|e| io("unlink", e))?;
+        Ok(SpillFile { file, map: None, slot_bytes, capacity: 0, used: 0, free: Vec::new() })
+    }
+
+    /// Bytes of the slots currently holding pages.
+    pub fn bytes_in_use(&self) -> usize {
+        (self.used - self.free.len()) * self.slot_bytes
+    }
+
+    /// Writes one page (slot_bytes,) into a free slot and returns the slot.
+    pub fn write(&mut self, page: &[u8]) -> Result<usize> {
+        debug_assert_eq!(page.len(), self.slot_bytes);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                if self.used == self.capacity {
+                    self.grow()?;
+                }
+                self.used += 1;
+                self.used - 1
+            }
+        };
+        let Some(map) = self.map.as_mut() else {
+            return Err(EngineError::InvalidSetting("KV spill file is not mapped".into()));
+        };
+        map[slot * self.slot_bytes..(slot + 1) * self.slot_bytes].copy_from_slice(page);
+        Ok(slot)
+    }
+
+    /// The bytes of a written slot.
+    pub fn read(&self, slot: usize) -> &[u8] {
+        match &self.map {
+            Some(map) => &map[slot * self.slot_bytes..(slot + 1) * self.slot_bytes],
+            None => &[],
+        }
+    }
+
+    /// Gives a slot back for reuse.
+    pub fn free(&mut self, slot: usize) {
+        self.free.push(slot);
+    }
+
+    /// Forgets every slot (the file keeps its size for the next stream).
+    pub fn clear(&mut self) {
+        self.used = 0;
+        self.free.clear();
+    }
+
+    fn grow(&mut self) -> Result<()> {
+        let capacity = (self.capacity * 2).max(INITIAL_SLOTS);
+        let len = capacity
+            .checked_mul(self.slot_bytes)
+            .ok_or_else(|| EngineError::InvalidSetting("KV spill file size overflows".into()))?;
+        let err = |e: std::io::Error| EngineError::InvalidSetting(format!("KV spill file cannot grow: {e}"));
+        // Unmap before resizing: the old map must not outlive the file's old length.
+        self.map = None;
+        self.file.set_len(len as u64).map_err(err)?;
+        // SAFETY: the file is private to this process (created exclusively and unlinked), so
+        // nothing else can truncate or write it while it is mapped.
+        let map = unsafe { MmapMut::map_mut(&self.file) }.map_err(err)?;
+        self.map = Some(map);
+        self.capacity = capacity;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_round_trip_byte_exact_across_growth() {
+        let mut f = SpillFile::create(100).unwrap();
+        let page = |i: usize| -> Vec<u8> { (0..100).map(|b| (i * 31 + b * 7) as u8).collect() };
+        let slots: Vec<usize> = (0..200).map(|i| f.write(&page(i)).unwrap()).collect();
+        assert_eq!(f.bytes_in_use(), 200 * 100);
+        for (i, &s) in slots.iter().enumerate() {
+            assert_eq!(f.read(s), page(i).as_slice(), "page {i}");
+        }
+        f.free(slots[3]);
+        let again = f.write(&page(999)).unwrap();
+        assert_eq!(again, slots[3]);
+        assert_eq!(f.read(again), page(999).as_slice());
+        assert_eq!(f.read(slots[4]), page(4).as_slice());
+    }
+}

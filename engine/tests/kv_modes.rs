@@ -1,0 +1,121 @@
+//! The non-full KV-cache modes end to end on a tiny model: equal to the full cache while the
+//! sequence fits in the budget, spilling changes no bit, the resident cap holds on long streams
+//! (past the trained context), and bad settings are clear errors.
+
+mod support;
+
+use fovea_engine::kv::{KvMode, KvOptions, KvType, PositionMode, Scoring};
+use fovea_engine::{EngineError, LoadOptions, Logits, Model, Session, SessionOptions};
+use support::TinyConfig;
+
+fn model() -> (support::TempFile, Model) {
+    let file = TinyConfig::default().build().write("kv-modes");
+    let model = Model::load(file.path(), &LoadOptions::default()).unwrap();
+    (file, model)
+}
+
+/// Deterministic token ids in the vocabulary.
+fn tokens(model: &Model, n: usize) -> Vec<u32> {
+    let v = model.config.n_vocab as u64;
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % v) as u32
+        })
+        .collect()
+}
+
+fn kv(mode: KvMode, budget: usize) -> KvOptions {
+    KvOptions { mode, budget: Some(budget), page: Some(8), ..KvOptions::default() }
+}
+
+/// Logits of every token (n, n_vocab), fed in chunks of `chunk`.
+fn stream(model: &Model, kv: KvOptions, toks: &[u32], chunk: usize) -> Vec<f32> {
+    let opts = SessionOptions { n_ctx: toks.len(), n_threads: 2, kv, ..SessionOptions::default() };
+    let mut s = Session::new(model, &opts).unwrap();
+    toks.chunks(chunk).flat_map(|c| s.eval(c, Logits::From(0)).unwrap()).collect()
+}
+
+#[test]
+fn every_mode_equals_the_full_cache_while_the_sequence_fits_in_the_budget() {
+    let (_f, model) = model();
+    let toks = tokens(&model, 100);
+    for chunk in [1, 7, 64] {
+        let full = stream(&model, KvOptions::default(), &toks, chunk);
+        for mode in [KvMode::Window, KvMode::Dilated, KvMode::Fovea] {
+            let got = stream(&model, kv(mode, 100), &toks, chunk);
+            assert!(got == full, "{mode:?}, chunks of {chunk}: logits differ from the full cache");
+        }
+    }
+}
+
+#[test]
+fn past_the_budget_the_modes_differ_from_full() {
+    let (_f, model) = model();
+    let toks = tokens(&model, 120);
+    let full = stream(&model, KvOptions::default(), &toks, 16);
+    for mode in [KvMode::Window, KvMode::Dilated, KvMode::Fovea] {
+        let got = stream(&model, kv(mode, 40), &toks, 16);
+        assert!(got != full, "{mode:?}: a 40-entry budget must change the logits of 120 tokens");
+        assert!(got.iter().all(|x| x.is_finite()));
+    }
+}
+
+#[test]
+fn spilling_changes_no_bit_and_the_resident_cap_holds_past_the_trained_context() {
+    let (_f, model) = model();
+    assert_eq!(model.config.n_ctx_train, 128);
+    let toks = tokens(&model, 3000);
+    for ty in [KvType::F32, KvType::F16] {
+        for scoring in [Scoring::Bound, Scoring::Union] {
+            let opts = KvOptions { kv_type: ty, scoring, ..kv(KvMode::Fovea, 64) };
+            let free = stream(&model, opts.clone(), &toks, 64);
+            // One page is 8 tokens * 2 KV heads * (16 + 16) dims * 4 bytes = 2 KiB (f32).
+            let cap = 24 * 1024;
+            let capped = KvOptions { ram_bytes: Some(cap), ..opts };
+            let s_opts = SessionOptions { n_threads: 2, kv: capped.clone(), ..SessionOptions::default() };
+            let mut s = Session::new(&model, &s_opts).unwrap();
+            let mut got = Vec::new();
+            for c in toks.chunks(64) {
+                got.extend(s.eval(c, Logits::From(0)).unwrap());
+                let pages = s.kv_bytes() - s.kv_summary_bytes();
+                assert!(pages <= cap, "{ty:?}: resident pages {pages} > cap {cap} at {}", s.n_past());
+            }
+            assert!(s.kv_spilled_bytes() > 0, "{ty:?}: nothing was spilled");
+            assert!(got == free, "{ty:?} {scoring:?}: spilling changed the logits");
+            assert!(got.iter().all(|x| x.is_finite()));
+            let stats = s.kv_select_stats().unwrap();
+            assert!(stats.selections > 0);
+        }
+    }
+}
+
+#[test]
+fn positions_are_renumbered_past_the_trained_context() {
+    let (_f, model) = model();
+    let toks = tokens(&model, 400);
+    let auto = stream(&model, kv(KvMode::Window, 64), &toks, 32);
+    let truth =
+        stream(&model, KvOptions { positions: PositionMode::True, ..kv(KvMode::Window, 64) }, &toks, 32);
+    let n_vocab = model.config.n_vocab;
+    // Up to the chunk that ends past 128 tokens the two agree; after it they may not.
+    assert!(auto[..128 * n_vocab] == truth[..128 * n_vocab]);
+    assert!(auto[160 * n_vocab..] != truth[160 * n_vocab..]);
+}
+
+#[test]
+fn bad_settings_are_clear_errors() {
+    let (_f, model) = model();
+    let err = |kv: KvOptions| match Session::new(&model, &SessionOptions { kv, ..SessionOptions::default() })
+    {
+        Err(EngineError::InvalidSetting(m)) => m,
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("accepted"),
+    };
+    assert!(err(KvOptions { sinks: Some(64), ..kv(KvMode::Window, 64) }).contains("--kv-sinks 64"));
+    assert!(err(KvOptions { ram_bytes: Some(100), ..kv(KvMode::Fovea, 64) }).contains("--kv-ram 100"));
+    assert!(err(KvOptions { kv_type: KvType::Q8_0, ..kv(KvMode::Fovea, 64) }).contains("multiples of 32"));
+}

@@ -1,0 +1,467 @@
+//! Every Vulkan shader against the CPU scalar reference on the same inputs, with validation on
+//! (any validation message fails the test).
+//!
+//! Skipped with a notice when there is no Vulkan device, unless FOVEA_REQUIRE_VULKAN=1 (set by
+//! `.ci/vulkan.sh`, which runs these on Mesa lavapipe).
+//!
+//! Tolerance table (|gpu - reference|, the reference computed from the same inputs in f64 or
+//! by the fovea_kernels scalar function; S = sum |w_i x_i| of the dot product):
+//!
+//! | shader                | reference                                   | bound              |
+//! |-----------------------|---------------------------------------------|--------------------|
+//! | matvec_<type>         | dequantize_row (fovea_formats) · x in f64   | 1e-5 · S + 1e-6    |
+//! | rmsnorm               | ops::rms_norm                               | 1e-5 · max(1, |y|) |
+//! | rope                  | RopeTable::rotate (same host angles)        | 1e-6 · max(1, |y|) |
+//! | softmax               | ops::softmax_in_place                       | 1e-6               |
+//! | activation (SiLU)     | ops::silu(g) · u                            | 1e-5 · max(1, |y|) |
+//! | activation (GELU)     | ops::gelu_tanh(g) · u                       | 1e-5 · max(1, |y|) |
+//! | axpy                  | ops::axpy                                   | 1e-6 · max(1, |y|) |
+//! | attention             | softmax(scale · q·k) · v in f64             | 1e-5 · max(1, |y|) |
+//!
+//! The matvec shaders take f32 activations, while the CPU quantizes them to Q8 first (as
+//! llama.cpp's CPU backend does), so the exact reference here is the dequantized weight times
+//! the f32 activation, not the CPU's quantized dot.
+#![cfg(feature = "vulkan")]
+
+use std::sync::Arc;
+
+use fovea_formats::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8_0};
+use fovea_formats::dequant::dequantize_row;
+use fovea_formats::GgmlType;
+use fovea_kernels::ops::{self, RopeLayout, RopeTable};
+use fovea_kernels::quant::{quantize, quantize_weights as qw};
+use fovea_kernels::vulkan::{Buffer, DeviceOptions, Gpu, MemKind, Recorder, Shader, VulkanError, WORKGROUP};
+use half::f16;
+
+/// The device with validation on, or None (with a notice) when there is none.
+fn gpu() -> Option<Arc<Gpu>> {
+    match Gpu::new(&DeviceOptions { validation: true, device_index: None }) {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e @ (VulkanError::NoLoader(_) | VulkanError::NoDevice | VulkanError::NoValidationLayer)) => {
+            if std::env::var("FOVEA_REQUIRE_VULKAN").is_ok_and(|v| v == "1") {
+                panic!("FOVEA_REQUIRE_VULKAN=1 but: {e}");
+            }
+            eprintln!("NOTICE: skipping Vulkan test: {e}");
+            None
+        }
+        Err(e) => panic!("opening the Vulkan device: {e}"),
+    }
+}
+
+/// Fails the test if the validation layer said anything.
+fn assert_no_validation_messages(gpu: &Gpu) {
+    let m = gpu.take_messages();
+    assert!(m.is_empty(), "validation messages:\n{}", m.join("\n"));
+}
+
+/// Deterministic values in [-1, 1) (xorshift).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 23) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn upload(gpu: &Arc<Gpu>, bytes: &[u8]) -> Buffer {
+    let b = gpu.alloc(MemKind::Device, bytes.len() as u64).expect("alloc");
+    gpu.upload(&b, 0, bytes).expect("upload");
+    b
+}
+
+fn upload_f32(gpu: &Arc<Gpu>, x: &[f32]) -> Buffer {
+    upload(gpu, bytemuck::cast_slice(x))
+}
+
+fn download_f32(gpu: &Arc<Gpu>, b: &Buffer, n: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; n];
+    gpu.download(b, 0, bytemuck::cast_slice_mut(&mut out)).expect("download");
+    out
+}
+
+fn run(gpu: &Arc<Gpu>, shader: Shader, bindings: &[&Buffer], push: &[u32], groups: u32) {
+    let mut r = Recorder::new(gpu).expect("recorder");
+    r.dispatch(shader, bindings, push, groups).expect("dispatch");
+    r.submit().expect("submit");
+}
+
+/// Largest |a - b| / scale(b) over the pair, asserting each is within `tol`.
+fn check(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64) -> f64 {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = 0.0f64;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w).abs();
+        assert!(err <= tol(i), "{what}[{i}]: gpu {g} vs reference {w} (error {err:e} > {:e})", tol(i));
+        worst = worst.max(err);
+    }
+    worst
+}
+
+/// Quantized weight rows (rows, cols) of type `ty` from f32 values.
+fn quantize_rows(ty: GgmlType, w: &[f32]) -> Vec<u8> {
+    macro_rules! q {
+        ($block:ty, $f:path) => {{
+            let mut out = vec![<$block as bytemuck::Zeroable>::zeroed(); w.len() / ty.block_elems()];
+            $f(w, &mut out);
+            bytemuck::cast_slice::<$block, u8>(&out).to_vec()
+        }};
+    }
+    match ty {
+        GgmlType::F32 => bytemuck::cast_slice(w).to_vec(),
+        GgmlType::F16 => {
+            let h: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            bytemuck::cast_slice(&h).to_vec()
+        }
+        GgmlType::Q4_0 => q!(BlockQ4_0, qw::quantize_row_q4_0),
+        GgmlType::Q4_1 => q!(BlockQ4_1, qw::quantize_row_q4_1),
+        GgmlType::Q5_0 => q!(BlockQ5_0, qw::quantize_row_q5_0),
+        GgmlType::Q8_0 => q!(BlockQ8_0, quantize::quantize_row_q8_0),
+        GgmlType::Q4K => q!(BlockQ4K, qw::quantize_row_q4_k),
+        GgmlType::Q6K => q!(BlockQ6K, qw::quantize_row_q6_k),
+        other => panic!("no quantizer for {other}"),
+    }
+}
+
+const MATVEC_TYPES: [GgmlType; 8] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4K,
+    GgmlType::Q6K,
+];
+
+/// y (n_tok, rows) = x (n_tok, cols) · Wᵀ on the device, the weight rows split into `parts`
+/// bindings (each dispatched with its row offset, as the engine does for large tensors).
+fn gpu_matvec(
+    gpu: &Arc<Gpu>,
+    ty: GgmlType,
+    wq: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    parts: usize,
+) -> Vec<f32> {
+    let n_tok = x.len() / cols;
+    let row_bytes = wq.len() / rows;
+    let xb = upload_f32(gpu, x);
+    let yb = gpu.alloc(MemKind::Device, (n_tok * rows * 4) as u64).expect("alloc");
+    let per = rows.div_ceil(parts);
+    let chunks: Vec<(usize, usize, Buffer)> = (0..rows)
+        .step_by(per)
+        .map(|r0| {
+            let nr = per.min(rows - r0);
+            (r0, nr, upload(gpu, &wq[r0 * row_bytes..(r0 + nr) * row_bytes]))
+        })
+        .collect();
+    let shader = Shader::matvec(ty).expect("matvec shader");
+    let mut r = Recorder::new(gpu).expect("recorder");
+    for (r0, nr, wb) in &chunks {
+        let push = [cols as u32, *nr as u32, n_tok as u32, 0, rows as u32, *r0 as u32];
+        r.matvec(shader, n_tok, &[wb, &xb, &yb], &push, *nr).expect("dispatch");
+    }
+    r.submit().expect("submit");
+    download_f32(gpu, &yb, n_tok * rows)
+}
+
+fn check_matvec(gpu: &Arc<Gpu>, ty: GgmlType, rows: usize, blocks: usize, n_tok: usize, parts: usize) -> f64 {
+    let cols = blocks * ty.block_elems().max(32);
+    let w = values(rows * cols, 1 + blocks as u64);
+    let x = values(n_tok * cols, 2 + rows as u64);
+    let wq = quantize_rows(ty, &w);
+    let mut wd = vec![0.0f32; rows * cols];
+    dequantize_row(ty, &wq, &mut wd).expect("dequantize");
+    let got = gpu_matvec(gpu, ty, &wq, rows, cols, &x, parts);
+    let (mut want, mut scale) = (Vec::new(), Vec::new());
+    for t in 0..n_tok {
+        for r in 0..rows {
+            let (wr, xr) = (&wd[r * cols..(r + 1) * cols], &x[t * cols..(t + 1) * cols]);
+            want.push(wr.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>());
+            scale.push(wr.iter().zip(xr).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum::<f64>());
+        }
+    }
+    let what = format!("matvec {ty} rows {rows} blocks {blocks} n_tok {n_tok}");
+    let worst = check(&what, &got, &want, |i| 1e-5 * scale[i] + 1e-6);
+    assert_no_validation_messages(gpu);
+    worst
+}
+
+#[test]
+fn matvec_matches_dequantized_reference() {
+    let Some(gpu) = gpu() else { return };
+    for ty in MATVEC_TYPES {
+        let mut worst = 0.0f64;
+        // Odd block counts; token counts around the shader's 8-token pass.
+        for (blocks, n_tok) in [(1, 1), (7, 3), (31, 9), (7, 8)] {
+            worst = worst.max(check_matvec(&gpu, ty, 5, blocks, n_tok, 1));
+        }
+        eprintln!("matvec {ty}: max |gpu - ref| = {worst:.3e}");
+    }
+}
+
+#[test]
+fn matvec_long_rows_and_split_bindings() {
+    let Some(gpu) = gpu() else { return };
+    for ty in MATVEC_TYPES {
+        // 4097 blocks per row (K-quants: 4097 / 8 super-blocks rounded up), rows split over
+        // three bindings of different sizes.
+        let blocks = if ty.block_elems() == 256 { 513 } else { 4097 };
+        let worst = check_matvec(&gpu, ty, 7, blocks, 2, 3);
+        eprintln!("matvec {ty} long rows, 3 bindings: max |gpu - ref| = {worst:.3e}");
+    }
+}
+
+#[test]
+fn rmsnorm_matches_reference() {
+    let Some(gpu) = gpu() else { return };
+    for n in [1usize, 7, 576, 4097] {
+        let rows = 3;
+        let x = values(rows * n, n as u64);
+        let w = values(n, 7 + n as u64);
+        let (xb, wb, ob) =
+            (upload_f32(&gpu, &x), upload_f32(&gpu, &w), upload_f32(&gpu, &vec![0.0; rows * n]));
+        let eps = 1e-6f32;
+        run(&gpu, Shader::RmsNorm, &[&xb, &wb, &ob], &[n as u32, rows as u32, 0, eps.to_bits()], rows as u32);
+        let got = download_f32(&gpu, &ob, rows * n);
+        let mut want = vec![0.0f32; rows * n];
+        for (xr, o) in x.chunks_exact(n).zip(want.chunks_exact_mut(n)) {
+            ops::rms_norm(xr, &w, eps, o);
+        }
+        let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+        let worst = check(&format!("rmsnorm n {n}"), &got, &want, |i| 1e-5 * want[i].abs().max(1.0));
+        eprintln!("rmsnorm n {n}: max |gpu - ref| = {worst:.3e}");
+        assert_no_validation_messages(&gpu);
+    }
+}
+
+#[test]
+fn rope_matches_reference_in_both_layouts() {
+    let Some(gpu) = gpu() else { return };
+    for (layout, head_dim, n_rot) in
+        [(RopeLayout::Normal, 64, 64), (RopeLayout::NeoX, 256, 256), (RopeLayout::NeoX, 48, 32)]
+    {
+        let (n_tok, n_heads, pos0) = (5usize, 3usize, 100usize);
+        let table = RopeTable::new(n_rot, 10000.0, 1.0, layout);
+        let half = n_rot / 2;
+        let (mut c, mut s) = (vec![0.0f32; n_tok * half], vec![0.0f32; n_tok * half]); // (n_tok, half)
+        for t in 0..n_tok {
+            table.angles(pos0 + t, &mut c[t * half..(t + 1) * half], &mut s[t * half..(t + 1) * half]);
+        }
+        let cs = [c.as_slice(), s.as_slice()].concat(); // (2, n_tok, half)
+        let x = values(n_tok * n_heads * head_dim, head_dim as u64);
+        let (xb, cb) = (upload_f32(&gpu, &x), upload_f32(&gpu, &cs));
+        let neox = (layout == RopeLayout::NeoX) as u32;
+        let push = [n_tok as u32, n_heads as u32, head_dim as u32, n_rot as u32, neox];
+        let pairs = (n_tok * n_heads * half) as u32;
+        run(&gpu, Shader::Rope, &[&xb, &cb], &push, pairs.div_ceil(WORKGROUP));
+        let got = download_f32(&gpu, &xb, x.len());
+        let mut want = x.clone();
+        for (i, head) in want.chunks_exact_mut(head_dim).enumerate() {
+            let t = i / n_heads;
+            table.rotate(head, &c[t * half..(t + 1) * half], &s[t * half..(t + 1) * half]);
+        }
+        let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+        let worst = check(&format!("rope {layout:?} {head_dim}/{n_rot}"), &got, &want, |i| {
+            1e-6 * want[i].abs().max(1.0)
+        });
+        eprintln!("rope {layout:?} head_dim {head_dim} n_rot {n_rot}: max |gpu - ref| = {worst:.3e}");
+        assert_no_validation_messages(&gpu);
+    }
+}
+
+#[test]
+fn softmax_matches_reference() {
+    let Some(gpu) = gpu() else { return };
+    for n in [1usize, 7, 31, 4097] {
+        let rows = 2;
+        let x: Vec<f32> = values(rows * n, n as u64).iter().map(|v| v * 20.0).collect();
+        let xb = upload_f32(&gpu, &x);
+        run(&gpu, Shader::Softmax, &[&xb], &[n as u32, rows as u32], rows as u32);
+        let got = download_f32(&gpu, &xb, rows * n);
+        let mut want = x.clone();
+        for r in want.chunks_exact_mut(n) {
+            ops::softmax_in_place(r);
+        }
+        let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+        let worst = check(&format!("softmax n {n}"), &got, &want, |_| 1e-6);
+        eprintln!("softmax n {n}: max |gpu - ref| = {worst:.3e}");
+        assert_no_validation_messages(&gpu);
+    }
+}
+
+#[test]
+fn gated_activations_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (kind, name) in [(0u32, "silu"), (1, "gelu_tanh")] {
+        for n in [1usize, 7, 4097] {
+            let g: Vec<f32> = values(n, n as u64).iter().map(|v| v * 12.0).collect();
+            let u = values(n, 3 + n as u64);
+            let (gb, ub) = (upload_f32(&gpu, &g), upload_f32(&gpu, &u));
+            run(&gpu, Shader::Activation, &[&gb, &ub], &[n as u32, kind], (n as u32).div_ceil(WORKGROUP));
+            let got = download_f32(&gpu, &gb, n);
+            let act = if kind == 0 { ops::silu } else { ops::gelu_tanh };
+            let want: Vec<f64> = g.iter().zip(&u).map(|(&a, &b)| (act(a) * b) as f64).collect();
+            let worst = check(&format!("{name} n {n}"), &got, &want, |i| 1e-5 * want[i].abs().max(1.0));
+            eprintln!("{name} n {n}: max |gpu - ref| = {worst:.3e}");
+            assert_no_validation_messages(&gpu);
+        }
+    }
+}
+
+#[test]
+fn axpy_and_scale_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    let n = 4097;
+    let (y, x) = (values(n, 11), values(n, 12));
+    let (yb, xb) = (upload_f32(&gpu, &y), upload_f32(&gpu, &x));
+    run(
+        &gpu,
+        Shader::Axpy,
+        &[&yb, &xb],
+        &[n as u32, 1.5f32.to_bits(), 1.0f32.to_bits()],
+        (n as u32).div_ceil(WORKGROUP),
+    );
+    run(
+        &gpu,
+        Shader::Axpy,
+        &[&yb, &yb],
+        &[n as u32, 0.0f32.to_bits(), 0.25f32.to_bits()],
+        (n as u32).div_ceil(WORKGROUP),
+    );
+    let got = download_f32(&gpu, &yb, n);
+    let mut want = y.clone();
+    ops::axpy(1.5, &x, &mut want);
+    ops::scale_in_place(&mut want, 0.25);
+    let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+    let worst = check("axpy + scale", &got, &want, |i| 1e-6 * want[i].abs().max(1.0));
+    eprintln!("axpy + scale n {n}: max |gpu - ref| = {worst:.3e}");
+    assert_no_validation_messages(&gpu);
+}
+
+/// Attention of n_tok queries at pos0.. over a cache of pos0 + n_tok positions, in f64.
+#[allow(clippy::too_many_arguments)]
+fn attention_reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n_tok: usize,
+    n_head: usize,
+    n_kv: usize,
+    hd: usize,
+    pos0: usize,
+    window: usize,
+    scale: f32,
+) -> Vec<f64> {
+    let group = n_head / n_kv;
+    let mut out = vec![0.0f64; n_tok * n_head * hd];
+    for t in 0..n_tok {
+        let pos = pos0 + t;
+        let first = if window == 0 { 0 } else { (pos + 1).saturating_sub(window) };
+        for h in 0..n_head {
+            let qh = &q[(t * n_head + h) * hd..][..hd];
+            let kvh = h / group;
+            let mut s: Vec<f32> =
+                (first..=pos).map(|j| ops::dot_f32(qh, &k[(j * n_kv + kvh) * hd..][..hd]) * scale).collect();
+            ops::softmax_in_place(&mut s);
+            let o = &mut out[(t * n_head + h) * hd..][..hd];
+            for (jj, &p) in s.iter().enumerate() {
+                let vr = &v[((first + jj) * n_kv + kvh) * hd..][..hd];
+                for (od, &vd) in o.iter_mut().zip(vr) {
+                    *od += p as f64 * vd as f64;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_matches_reference_full_and_windowed() {
+    let Some(gpu) = gpu() else { return };
+    // (n_tok, n_head, n_kv, head_dim, pos0, window): SmolLM2-like GQA 3:1 heads of 64, a
+    // Gemma-like single KV head of 256, and sliding windows shorter than the context.
+    for (n_tok, n_head, n_kv, hd, pos0, window) in [
+        (1, 9, 3, 64, 0, 0),
+        (7, 9, 3, 64, 130, 0),
+        (5, 4, 1, 256, 200, 0),
+        (9, 4, 1, 256, 300, 64),
+        (3, 2, 2, 32, 10, 5),
+    ] {
+        let n_ctx = pos0 + n_tok;
+        let q = values(n_tok * n_head * hd, 21);
+        let k = values(n_ctx * n_kv * hd, 22);
+        let v = values(n_ctx * n_kv * hd, 23);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (qb, kb, vb) = (upload_f32(&gpu, &q), upload_f32(&gpu, &k), upload_f32(&gpu, &v));
+        let ob = upload_f32(&gpu, &vec![0.0; n_tok * n_head * hd]);
+        let push = [
+            n_tok as u32,
+            n_head as u32,
+            (n_head / n_kv) as u32,
+            hd as u32,
+            hd as u32,
+            pos0 as u32,
+            window as u32,
+            scale.to_bits(),
+        ];
+        run(&gpu, Shader::Attention, &[&qb, &kb, &vb, &ob], &push, (n_tok * n_head) as u32);
+        let got = download_f32(&gpu, &ob, n_tok * n_head * hd);
+        let want = attention_reference(&q, &k, &v, n_tok, n_head, n_kv, hd, pos0, window, scale);
+        let what =
+            format!("attention n_tok {n_tok} heads {n_head}/{n_kv} hd {hd} pos0 {pos0} window {window}");
+        let worst = check(&what, &got, &want, |i| 1e-5 * want[i].abs().max(1.0));
+        eprintln!("{what}: max |gpu - ref| = {worst:.3e}");
+        assert_no_validation_messages(&gpu);
+    }
+}
+
+#[test]
+fn memory_is_returned_when_buffers_drop() {
+    let Some(gpu) = gpu() else { return };
+    let before = gpu.memory_stats();
+    for round in 0..3 {
+        let a = gpu.alloc(MemKind::Device, 100 << 20).expect("alloc");
+        let b = gpu.alloc(MemKind::Device, 1000).expect("alloc");
+        let c = gpu.alloc(MemKind::Staging, 5000).expect("alloc");
+        assert!(gpu.memory_stats().live_bytes >= (100 << 20) + 6000, "round {round}");
+        drop((a, b, c));
+        assert_eq!(gpu.memory_stats(), before, "round {round}: memory not returned");
+    }
+}
+
+/// Timing of the matvec shaders at SmolLM2's shapes (run by hand: `-- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn time_matvec() {
+    let Some(gpu) = gpu() else { return };
+    for (ty, rows, cols) in
+        [(GgmlType::Q8_0, 49152, 576), (GgmlType::Q4_1, 1536, 576), (GgmlType::F32, 4096, 576)]
+    {
+        let w = values(rows * cols, 5);
+        let wq = quantize_rows(ty, &w);
+        let x = values(cols, 6);
+        let wb = upload(&gpu, &wq);
+        let xb = upload_f32(&gpu, &x);
+        let yb = gpu.alloc(MemKind::Device, (rows * 4) as u64).expect("alloc");
+        let shader = Shader::matvec(ty).expect("shader");
+        for rep in 0..3 {
+            let t0 = std::time::Instant::now();
+            let mut r = Recorder::new(&gpu).expect("recorder");
+            let push = [cols as u32, rows as u32, 1, 0, rows as u32, 0];
+            r.matvec(shader, 1, &[&wb, &xb, &yb], &push, rows).expect("dispatch");
+            r.submit().expect("submit");
+            let dt = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "{ty} {rows}x{cols} rep {rep}: {:.2} ms, {:.1} Mweights/s",
+                dt * 1e3,
+                (rows * cols) as f64 / dt / 1e6
+            );
+        }
+    }
+}
