@@ -9,6 +9,12 @@
 #        TEXT       long English text (default: ../shared/golden/text/pride_and_prejudice_ch01-15.txt)
 #        OUT        data directory (default: docs/kv-data); figures go to docs/
 #        THREADS    threads (default: 2)
+#        N_MAX      cap on the streamed tokens of the ppl stage (default: the trained context)
+#        BEYOND_BUDGETS  budgets of the beyond stage (default: $BUDGETS)
+#        PASSKEY_LENGTHS, PASSKEY_DEPTHS, PASSKEY_TRIALS, PASSKEY_BUDGET  the pass-key grid
+#                   (defaults: 2000,4000 (+12000 past an 8K trained context); 10,30,50,70,90; 2; 512)
+#        SPEED_DEPTHS  depths of the speed stage in the non-full modes (default 0,2048,8192,32768,131072;
+#                   full stops at 8192)
 # Every run's JSON lands in $OUT with the exact command in a .cmd file beside it, so the doc's
 # numbers can be traced and re-run one by one. Runs whose JSON exists are skipped (delete to redo).
 set -euo pipefail
@@ -20,6 +26,11 @@ BUDGETS=${BUDGETS:-"256 512 1024"}
 TEXT=${TEXT:-../shared/golden/text/pride_and_prejudice_ch01-15.txt}
 OUT=${OUT:-docs/kv-data}
 THREADS=${THREADS:-2}
+BEYOND_BUDGETS=${BEYOND_BUDGETS:-$BUDGETS}
+PASSKEY_DEPTHS=${PASSKEY_DEPTHS:-10,30,50,70,90}
+PASSKEY_TRIALS=${PASSKEY_TRIALS:-2}
+PASSKEY_BUDGET=${PASSKEY_BUDGET:-512}
+SPEED_DEPTHS=${SPEED_DEPTHS:-0,2048,8192,32768,131072}
 STAGES=${*:-all}
 mkdir -p "$OUT"
 [ -x "$FOVEA" ] || cargo build --release -p fovea-cli
@@ -46,6 +57,7 @@ for model in $MODELS; do
     ctx=$(trained "$model")
     have=$(text_tokens "$model")
     n=$(( ctx < have ? ctx : have ))
+    n=$(( n < ${N_MAX:-$n} ? n : ${N_MAX:-$n} ))
     ppl=("$FOVEA" perplexity -m "$model" -f "$TEXT" --streaming --json -t "$THREADS")
     if want ppl; then
         run "ppl-$m-full" "${ppl[@]}" -c "$n" --kv full
@@ -57,26 +69,28 @@ for model in $MODELS; do
     fi
     # Beyond the trained context (only where the text is longer than it): window vs fovea.
     if want beyond && [ "$have" -gt "$ctx" ]; then
-        for b in $BUDGETS; do
+        for b in $BEYOND_BUDGETS; do
             for mode in window fovea; do
                 run "beyond-$m-$mode-b$b" "${ppl[@]}" -c "$have" --kv "$mode" --kv-budget "$b"
             done
         done
     fi
     if want passkey; then
-        lengths="2000,4000"
-        [ "$ctx" -lt 16000 ] && lengths="2000,4000,12000"
+        lengths=${PASSKEY_LENGTHS:-2000,4000}
+        [ -z "${PASSKEY_LENGTHS:-}" ] && [ "$ctx" -lt 16000 ] && lengths="2000,4000,12000"
         for mode in full window dilated fovea; do
-            budget=(); [ "$mode" = full ] || budget=(--kv-budget 512)
-            [ "$mode" = full ] && l=${lengths%,12000} || l=$lengths
+            budget=(); [ "$mode" = full ] || budget=(--kv-budget "$PASSKEY_BUDGET")
+            # The full cache cannot go past the trained context.
+            l=$lengths
+            [ "$mode" = full ] && l=$(echo "$lengths" | tr , '\n' | awk -v c="$ctx" '$1 < c' | paste -sd,)
             run "passkey-$m-$mode" "$FOVEA" passkey -m "$model" -t "$THREADS" --json \
-                --lengths "$l" --depths 10,30,50,70,90 --trials 2 --kv "$mode" "${budget[@]}"
+                --lengths "$l" --depths "$PASSKEY_DEPTHS" --trials "$PASSKEY_TRIALS" --kv "$mode" "${budget[@]}"
         done
     fi
     if want speed; then
         for mode in full window fovea; do
             depths="0,2048,8192"
-            [ "$mode" = full ] || depths="0,2048,8192,32768,131072"
+            [ "$mode" = full ] || depths=$SPEED_DEPTHS
             budget=(); [ "$mode" = full ] || budget=(--kv-budget 1024)
             run "bench-$m-$mode" "$FOVEA" bench -m "$model" -t "$THREADS" -p 0 -n 64 -r 2 --json \
                 -d "$depths" --kv "$mode" "${budget[@]}"

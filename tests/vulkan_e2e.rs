@@ -1,12 +1,15 @@
 //! The Vulkan backend end to end against the CPU backend and llama.cpp's golden data, with the
 //! validation layer on (any validation message fails the test).
 //!
-//! - Golden prompts: the Vulkan logits pass the same checks as the CPU's quantized path (same
-//!   top-1 unless llama.cpp's own top-1/top-2 margin is below 0.1, top-10 sharing at least 8
-//!   ids, shared logits within 0.5; see src/checks.rs).
-//! - Greedy 16 tokens: the same ids as the CPU backend up to the first step whose CPU top-1/top-2
-//!   margin is below 0.1 (there a different but correct summation order may flip the argmax; the
-//!   Vulkan matvecs multiply f32 activations while the CPU quantizes them to Q8 first).
+//! - The device forms the CPU's arithmetic: activations quantized to Q8_0/Q8_1/Q8_K with the
+//!   CPU's quantizer (identical bytes), the same integer block dots and per-block f32
+//!   expressions, GELU through f16 as the CPU's table; only f32 summation orders differ. So:
+//! - Golden prompts: top-1 equal to the CPU's, every logit within CPU_LOGIT_TOL of the CPU's
+//!   (whole vocabulary), and the CPU's golden checks against llama.cpp (src/checks.rs).
+//! - Greedy 16 tokens: the same ids as the CPU at every step; the one allowed exception is a
+//!   step whose CPU top-1/top-2 margin is below TIE_MARGIN (0.1: a near-tie that the
+//!   quantized pipeline's ulp-level chaos may flip, see CPU_LOGIT_TOL); comparison stops
+//!   there and the test says so.
 //! - Mixed placement: the first half of the layers on the device, the rest on the CPU.
 //! - Resource hygiene: creating and dropping models and sessions returns every device byte.
 //!
@@ -27,10 +30,21 @@ use serde_json::Value;
 /// Greedy steps compared with the CPU.
 const STEPS: usize = 16;
 
-/// |device logit - llama.cpp's f32 dequantized reference| on its top-10 (the CPU's own f32
-/// reference path is held to 1e-2; mixed placement adds the CPU layers' Q8 activations, so the
-/// bound is checked only when every layer is on the device).
-const F32_REF_TOL: f64 = 2e-2;
+/// |device logit - CPU logit| over the whole vocabulary, at every prompt and greedy step, and at
+/// the CPU's top-1. Measured on lavapipe (max over the 4 short golden prompts, all 16 greedy
+/// steps of 3 + 2 of them, full and half placement): whole vocabulary SmolLM2 1.21, Gemma 3 1.54;
+/// at the CPU's top-1 at most 0.35. These are not reassociation-sized (~1e-5) because the
+/// quantized pipeline is chaotic at the ulp level: a 1-ulp change of the residual stream after
+/// layer 0 moves the CPU's own logits by up to 0.41 (each float difference flips a few Q8
+/// roundings downstream; see docs/vulkan.md). With 1-3 prompt tokens and 1-2 device layers the
+/// device logits are bit-identical to the CPU's.
+const CPU_LOGIT_TOL: f32 = 2.0;
+const CPU_TOP1_TOL: f32 = 0.6;
+
+/// CPU top-1/top-2 margins below this are near-ties that the ulp-level chaos above may flip. It
+/// has to be the golden checks' own LOW_MARGIN (0.1), not 1e-3: measured flips happened at CPU
+/// margins 0.034, 0.057 and 0.095; no flip at a margin of 0.1 or more.
+const TIE_MARGIN: f64 = LOW_MARGIN;
 
 /// Golden prompts longer than this are left out: a 700-token prompt takes minutes on lavapipe
 /// (a software device on a CI runner's 2 cores). The four short prompts remain.
@@ -81,22 +95,31 @@ fn margin(logits: &[f32]) -> f64 {
     (t[0].1 - t[1].1) as f64
 }
 
-/// The golden next-token checks of the quantized path on `backend`, and the f32-reference
-/// top-10 within F32_REF_TOL; returns the largest differences from llama.cpp's quantized and
-/// f32 reference runs.
-///
-/// With `f32_ref` off (mixed placement) the shared logits may be up to twice QUANT_LOGIT_TOL
-/// from llama.cpp: f32-activation device layers followed by Q8-activation CPU layers are a mix
-/// of two valid arithmetics, and the mix is not bounded by either one's distance (Gemma 3
-/// code_python, one logit: quantized golden 12.517, f32 reference 12.753, mixed 13.056).
-fn golden_next_token(model: &Model, golden: &Value, backend: Backend, f32_ref: bool) -> (f64, f64) {
-    let tol = if f32_ref { QUANT_LOGIT_TOL } else { 2.0 * QUANT_LOGIT_TOL };
-    let (mut worst, mut worst_ref) = (0.0f64, 0.0f64);
+/// Largest |a - b| over two logit rows.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max)
+}
+
+/// The golden next-token cases on `backend`: top-1 equal to the CPU's, logits within
+/// CPU_LOGIT_TOL of the CPU's, and llama.cpp's golden checks of the quantized path. Returns the
+/// largest |logit - CPU| and the largest |shared top-10 logit - llama.cpp|.
+fn golden_next_token(model: &Model, golden: &Value, backend: Backend) -> (f32, f64) {
+    let (mut worst_cpu, mut worst_gold) = (0.0f32, 0.0f64);
     for case in short_cases(golden) {
         let name = case["name"].as_str().unwrap_or("?");
         let tokens = ids(&case["prompt_tokens"]);
-        let mut s = session(model, tokens.len() + 1, backend);
-        let logits = s.eval(&tokens, Logits::Last).expect("eval");
+        let eval =
+            |b: Backend| session(model, tokens.len() + 1, b).eval(&tokens, Logits::Last).expect("eval");
+        let (logits, cpu) = (eval(backend), eval(Backend::Cpu));
+        let d = max_diff(&logits, &cpu);
+        assert!(d <= CPU_LOGIT_TOL, "{name} on {backend:?}: |logit - cpu| {d} > {CPU_LOGIT_TOL}");
+        let top = argmax(&cpu) as usize;
+        let d_top = (logits[top] - cpu[top]).abs();
+        assert!(d_top <= CPU_TOP1_TOL, "{name} on {backend:?}: CPU top-1 logit differs by {d_top}");
+        if margin(&cpu) >= TIE_MARGIN {
+            assert_eq!(argmax(&logits), argmax(&cpu), "{name} on {backend:?}: top-1 differs from the CPU");
+        }
+        worst_cpu = worst_cpu.max(d);
         let ours = top_k(&logits, 10);
         let gold: Vec<(u32, f64)> = case["top10"]
             .as_array()
@@ -113,39 +136,26 @@ fn golden_next_token(model: &Model, golden: &Value, backend: Backend, f32_ref: b
             if let Some(&(_, g)) = gold.iter().find(|(gid, _)| *gid == id) {
                 shared += 1;
                 let diff = (logit as f64 - g).abs();
-                assert!(diff <= tol, "{name} on {backend:?}: token {id} logit {logit} vs golden {g}");
-                worst = worst.max(diff);
+                assert!(
+                    diff <= QUANT_LOGIT_TOL,
+                    "{name} on {backend:?}: token {id} logit {logit} vs golden {g}"
+                );
+                worst_gold = worst_gold.max(diff);
             }
         }
         assert!(shared >= QUANT_MIN_OVERLAP, "{name} on {backend:?}: only {shared} top-10 ids shared");
-        // The device multiplies dequantized weights with f32 activations: llama.cpp's f32
-        // reference run (weights dequantized, f32 products) is the same arithmetic up to
-        // summation order, so its top-10 must agree closely.
-        let reference = &case["f32_dequantized_reference"]["top10"];
-        let mut ref_diff = 0.0f64;
-        for (i, e) in reference.as_array().expect("top10").iter().enumerate().filter(|_| f32_ref) {
-            let (id, g) = (e["id"].as_u64().expect("id") as usize, e["logit"].as_f64().expect("logit"));
-            let diff = (logits[id] as f64 - g).abs();
-            assert!(
-                diff <= F32_REF_TOL,
-                "{name} on {backend:?}: f32-reference top-10 #{i} (token {id}): {} vs {g}",
-                logits[id]
-            );
-            ref_diff = ref_diff.max(diff);
-        }
-        let vs_ref = if f32_ref { format!("{ref_diff:.4}") } else { "(not checked)".into() };
         eprintln!(
-            "{backend:?} {name:>22}: top-1 {} (golden {}), margin {gold_margin:.3}; |logit - llama.cpp f32 reference| {vs_ref}",
-            ours[0].0, gold[0].0
+            "{backend:?} {name:>22}: top-1 {} (cpu {}), |logit - cpu| {d:.2e}",
+            ours[0].0,
+            argmax(&cpu)
         );
-        worst_ref = worst_ref.max(ref_diff);
     }
-    (worst, worst_ref)
+    (worst_cpu, worst_gold)
 }
 
 /// Greedy STEPS tokens on the CPU and on `backend` from each of the first `cases` golden
-/// prompts: equal up to the first low-margin CPU step. Returns (steps compared, steps total,
-/// largest |logit| difference at compared steps).
+/// prompts: equal ids at every step (up to a CPU near-tie below TIE_MARGIN, reported), logits
+/// within CPU_LOGIT_TOL. Returns (steps compared, steps total, largest |logit - CPU|).
 fn greedy_vs_cpu(model: &Model, golden: &Value, backend: Backend, cases: usize) -> (usize, usize, f32) {
     let (mut compared, mut total, mut worst) = (0, 0, 0.0f32);
     for case in short_cases(golden).take(cases) {
@@ -165,16 +175,25 @@ fn greedy_vs_cpu(model: &Model, golden: &Value, backend: Backend, cases: usize) 
         };
         let cpu = run(Backend::Cpu);
         let dev = run(backend);
-        let check = cpu.iter().position(|(_, m, _)| *m < LOW_MARGIN).unwrap_or(STEPS);
+        let check = cpu.iter().position(|(_, m, _)| *m < TIE_MARGIN).map_or(STEPS, |i| i + 1);
         for i in 0..check {
-            assert_eq!(dev[i].0, cpu[i].0, "{name} on {backend:?}: greedy step {i} differs from the CPU");
-            let d = dev[i].2.iter().zip(&cpu[i].2).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let d = max_diff(&dev[i].2, &cpu[i].2);
             worst = worst.max(d);
+            if cpu[i].1 >= TIE_MARGIN {
+                assert_eq!(dev[i].0, cpu[i].0, "{name} on {backend:?}: greedy step {i} differs from the CPU");
+            }
         }
-        let all_equal = dev.iter().zip(&cpu).all(|(a, b)| a.0 == b.0);
-        eprintln!(
-            "{backend:?} {name:>22}: greedy ids equal over {check} confident steps of {STEPS}; all {STEPS} equal: {all_equal}"
-        );
+        let min_margin = cpu.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+        if check < STEPS {
+            eprintln!(
+                "{backend:?} {name:>22}: NOTE: CPU near-tie (margin < {TIE_MARGIN}) at step {}: compared {check} steps",
+                check - 1
+            );
+        } else {
+            eprintln!(
+                "{backend:?} {name:>22}: all {STEPS} greedy ids equal (smallest CPU margin {min_margin:.4})"
+            );
+        }
         compared += check;
         total += STEPS;
     }
@@ -185,21 +204,20 @@ fn end_to_end(name: &str, golden_file: &str, greedy_cases: usize) {
     let Some(gpu) = device() else { return };
     let m = model(name, false);
     let golden = golden(golden_file);
-    let all = Backend::Vulkan { gpu_layers: None };
-    let (d, r) = golden_next_token(m, &golden, all, true);
-    eprintln!(
-        "{name} vulkan: golden top-10 within {d:.4} of llama.cpp (quantized run), {r:.4} (f32 reference run)"
-    );
-    let (c, t, w) = greedy_vs_cpu(m, &golden, all, greedy_cases);
-    eprintln!("{name} vulkan: {c} of {t} greedy steps compared, all equal; max |logit - cpu| {w:.4}");
-    assert_no_validation_messages(&gpu);
-
-    let half = Backend::Vulkan { gpu_layers: Some(m.config.n_layer / 2) };
-    let (d, _) = golden_next_token(m, &golden, half, false);
-    eprintln!("{name} mixed {half:?}: golden top-10 shared logits within {d:.4} of llama.cpp");
-    let (c, t, w) = greedy_vs_cpu(m, &golden, half, 1);
-    eprintln!("{name} mixed: {c} of {t} greedy steps compared, all equal; max |logit - cpu| {w:.4}");
-    assert_no_validation_messages(&gpu);
+    for backend in
+        [Backend::Vulkan { gpu_layers: None }, Backend::Vulkan { gpu_layers: Some(m.config.n_layer / 2) }]
+    {
+        let (c, g) = golden_next_token(m, &golden, backend);
+        eprintln!(
+            "{name} {backend:?}: prompts: |logit - cpu| <= {c:.2e}; golden top-10 within {g:.4} of llama.cpp"
+        );
+        let cases = if backend == (Backend::Vulkan { gpu_layers: None }) { greedy_cases } else { 1 };
+        let (n, t, w) = greedy_vs_cpu(m, &golden, backend, cases);
+        eprintln!(
+            "{name} {backend:?}: {n} of {t} greedy steps compared, all equal; |logit - cpu| <= {w:.2e}"
+        );
+        assert_no_validation_messages(&gpu);
+    }
 }
 
 #[test]

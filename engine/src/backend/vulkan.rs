@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use fovea_formats::GgmlType;
 use fovea_kernels::vulkan::{
-    Buffer, DeviceOptions, Gpu, MemKind, MemoryStats, Recorder, Shader, VulkanError, WORKGROUP,
+    ActQuant, Buffer, DeviceOptions, Gpu, MemKind, MemoryStats, Recorder, Shader, VulkanError, WORKGROUP,
 };
 
 use crate::config::FfnActivation;
@@ -86,6 +86,9 @@ struct Scratch {
     proj: Buffer, // (n, d)
     gate: Buffer, // (n, n_ff)
     up: Buffer,   // (n, n_ff)
+    /// (n, ActQuant::max_row_words(widest matvec input)) words: a matvec's input quantized to
+    /// its weight type's activation partner (Q8_0 / Q8_1 / Q8_K), as the CPU does.
+    xq: Buffer,
     /// cos/sin (2, n, n_rot / 2) of the global and the local RoPE tables.
     cs_global: Buffer,
     cs_local: Buffer,
@@ -177,6 +180,7 @@ impl VulkanForward {
             proj: dev(n * c.n_embd)?,
             gate: dev(n * c.n_ff)?,
             up: dev(n * c.n_ff)?,
+            xq: dev(n * ActQuant::max_row_words(c.n_embd.max(c.n_ff).max(c.n_head * hdv)))?,
             cs_global: dev(2 * n * half)?,
             cs_local: dev(2 * n * half)?,
             logits: dev(if output.is_some() { logit_rows * c.n_vocab } else { 1 })?,
@@ -281,7 +285,7 @@ impl VulkanForward {
                 None => Recorder::new(&self.gpu)?,
             };
             let x_offset = g * self.logit_rows * d;
-            matvec(&mut rec, out, &s.xn, x_offset, n_rows, &s.logits)?;
+            matvec(&mut rec, s, out, &s.xn, x_offset, n_rows, &s.logits)?;
             rec.copy(&s.logits, 0, &s.stage_out, 0, (rows.len() * 4) as u64)?;
             rec.submit()?;
             s.stage_out.read(0, bytemuck::cast_slice_mut(rows))?;
@@ -298,17 +302,27 @@ impl VulkanForward {
 }
 
 /// y (n, w.rows) = x (n, w.cols) starting at float x_offset · Wᵀ, one dispatch per chunk.
+/// Quantized weights: x is first quantized into s.xq to the weight type's activation partner
+/// (as the CPU's matmul does), and the matvec forms the CPU's integer block dots from it.
 fn matvec(
     r: &mut Recorder,
+    s: &Scratch,
     w: &DeviceMatrix,
     x: &Buffer,
     x_offset: usize,
     n: usize,
     y: &Buffer,
 ) -> Result<()> {
+    let (act, act_offset) = match w.shader.act_quant() {
+        Some(q) => {
+            r.quantize(q, x, x_offset, w.cols, n, &s.xq)?;
+            (&s.xq, 0)
+        }
+        None => (x, x_offset),
+    };
     for (r0, rows, buf) in &w.chunks {
-        let push = [w.cols as u32, *rows as u32, n as u32, x_offset as u32, w.rows as u32, *r0 as u32];
-        r.matvec(w.shader, n, &[buf, x, y], &push, *rows)?;
+        let push = [w.cols as u32, *rows as u32, n as u32, act_offset as u32, w.rows as u32, *r0 as u32];
+        r.matvec(w.shader, n, &[buf, act, y], &push, *rows)?;
     }
     Ok(())
 }
@@ -342,9 +356,9 @@ fn record_layer(
 
     // --- attention ---
     norm(r, &s.x, &w.attn_norm, &s.xn, d, nt)?;
-    matvec(r, &w.wq, &s.xn, 0, n, &s.q)?;
-    matvec(r, &w.wk, &s.xn, 0, n, &s.k)?;
-    matvec(r, &w.wv, &s.xn, 0, n, &s.v)?;
+    matvec(r, s, &w.wq, &s.xn, 0, n, &s.q)?;
+    matvec(r, s, &w.wk, &s.xn, 0, n, &s.k)?;
+    matvec(r, s, &w.wv, &s.xn, 0, n, &s.v)?;
     if let (Some(qn), Some(kn)) = (&w.q_norm, &w.k_norm) {
         norm(r, &s.q, qn, &s.q, hd, nt * n_head)?;
         norm(r, &s.k, kn, &s.k, hd, nt * n_kv)?;
@@ -383,7 +397,7 @@ fn record_layer(
         c.kq_scale.to_bits(),
     ];
     r.dispatch(Shader::Attention, &[&s.q, &w.k_cache, &w.v_cache, &s.att], &push, nt * n_head)?;
-    matvec(r, &w.wo, &s.att, 0, n, &s.proj)?;
+    matvec(r, s, &w.wo, &s.att, 0, n, &s.proj)?;
     if let Some(pn) = &w.post_attn_norm {
         norm(r, &s.proj, pn, &s.proj, d, nt)?;
     }
@@ -391,14 +405,14 @@ fn record_layer(
 
     // --- feed-forward: act(W_gate x) * (W_up x), then W_down ---
     norm(r, &s.x, &w.ffn_norm, &s.xn, d, nt)?;
-    matvec(r, &w.w_gate, &s.xn, 0, n, &s.gate)?;
-    matvec(r, &w.w_up, &s.xn, 0, n, &s.up)?;
+    matvec(r, s, &w.w_gate, &s.xn, 0, n, &s.gate)?;
+    matvec(r, s, &w.w_up, &s.xn, 0, n, &s.up)?;
     let kind = match c.ffn_act {
         FfnActivation::Silu => 0u32,
         FfnActivation::GeluTanh => 1,
     };
     r.dispatch(Shader::Activation, &[&s.gate, &s.up], &[nt * n_ff, kind], groups(n * c.n_ff))?;
-    matvec(r, &w.w_down, &s.gate, 0, n, &s.proj)?;
+    matvec(r, s, &w.w_down, &s.gate, 0, n, &s.proj)?;
     if let Some(pn) = &w.post_ffn_norm {
         norm(r, &s.proj, pn, &s.proj, d, nt)?;
     }

@@ -1,4 +1,4 @@
-// Shared body of the matrix-vector shaders (matvec_<type>.comp): y (n_tok, rows) = x (n_tok, cols) · Wᵀ.
+// Shared body of the float-activation matvecs (matvec_f32.comp, matvec_f16.comp; the quantized types use matvec_q8.glsl): y (n_tok, rows) = x (n_tok, cols) · Wᵀ.
 //
 // Memory access: a workgroup of WG invocations takes WG / LANES consecutive weight rows, LANES
 // invocations per row. The lanes of a row stride over it in 32-element units (unit u, u + LANES,

@@ -1,20 +1,28 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// y = x · Wᵀ for Q8_0 weights. Block (34 bytes): d f16, qs[32] i8; value = q * d.
-// The 32 quants are read as 8 (possibly half-word-aligned) words.
-#include "matvec.glsl"
+// y = xq · Wᵀ for Q8_0 weights and Q8_0 activations. Block (34 bytes): d f16, qs[32] i8, read
+// as 8 (possibly half-word-aligned) words. Per block, as vec_dot_q8_0_q8_0: sumi * (d_x * d_y).
+const uint ABLOCK = 32u;
+const uint AWORDS = 9u;
+#include "matvec_q8.glsl"
 
 uint row_bytes() {
     return p.cols / 32u * 34u;
 }
 
-void dequant_unit(uint row_byte, uint u, out float v[32]) {
+void load_unit(uint row_byte, uint u, out int wv[32], out vec4 par) {
     uint b = row_byte + u * 34u;
-    float d = f16_at(b);
+    par = vec4(f16_at(b), 0.0, 0.0, 0.0);
     [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         int q4 = int(u32_at(b + 2u + 4u * k));
         [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-            v[4u * k + i] = float(bitfieldExtract(q4, int(8u * i), 8)) * d;
+            wv[4u * k + i] = bitfieldExtract(q4, int(8u * i), 8);
         }
     }
+}
+
+float unit_value(vec4 par, int s_lo, int s_hi, uint ab, uint u) {
+    float dy = unpackHalf2x16(xq[ab]).x;
+    precise float v = float(s_lo + s_hi) * (par.x * dy);
+    return v;
 }

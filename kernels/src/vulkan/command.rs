@@ -18,7 +18,7 @@ use ash::vk;
 use super::device::Gpu;
 use super::error::{VkCall, VulkanError};
 use super::memory::{Buffer, MemKind};
-use super::shaders::Shader;
+use super::shaders::{ActQuant, Shader};
 
 /// Invocations per workgroup of every shader (a power of two; specialization constant 0).
 pub const WORKGROUP: u32 = 64;
@@ -122,6 +122,21 @@ impl Recorder {
         let nt = if n_tok == 1 { 1 } else { MATVEC_TOKENS };
         let groups = self.gpu.matvec_groups(rows);
         self.dispatch_with(shader, nt, bindings, push, groups)
+    }
+
+    /// Quantizes `n_tok` activation rows of `cols` floats, starting at float `x_offset` of `x`,
+    /// to `act` blocks written from word 0 of `out` ((n_tok, act.row_words(cols)) words).
+    pub fn quantize(
+        &mut self,
+        act: ActQuant,
+        x: &Buffer,
+        x_offset: usize,
+        cols: usize,
+        n_tok: usize,
+        out: &Buffer,
+    ) -> Result<(), VulkanError> {
+        let push = [cols as u32, n_tok as u32, x_offset as u32, act as u32];
+        self.dispatch(Shader::QuantizeQ8, &[x, out], &push, n_tok as u32)
     }
 
     fn dispatch_with(

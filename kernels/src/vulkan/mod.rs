@@ -4,9 +4,12 @@
 //! (`ops/rmsnorm.comp` beside `ops/rmsnorm.rs`, `quant/matvec_q4_k.comp` beside the Q4_K dot),
 //! compiled to the SPIR-V committed under `spirv/`.
 //!
-//! Activations are f32 throughout and quantized weights are dequantized in the shader (unlike
-//! the CPU path, which quantizes activations to Q8 like llama.cpp's CPU backend), so results
-//! agree with the CPU within the tolerances of `tests/vulkan_ops.rs`, not to the bit.
+//! Activations are f32 between ops. Before a matvec with quantized weights they are quantized
+//! on the device to the weight type's partner (Q8_0, Q8_1, Q8_K: `quant/quantize_q8.comp`,
+//! byte-identical with the CPU's quantizers), and the matvec forms the same integer block dots
+//! and per-block f32 expressions as the CPU path (which is bit-exact with llama.cpp's CPU
+//! backend); only the f32 sum over blocks runs in another order. F32/F16 weights multiply f32
+//! activations, as on the CPU.
 
 mod command;
 mod device;
@@ -19,4 +22,4 @@ pub use command::{Recorder, WORKGROUP};
 pub use device::{DeviceInfo, DeviceOptions, Gpu};
 pub use error::VulkanError;
 pub use memory::{Buffer, MemKind, MemoryStats};
-pub use shaders::Shader;
+pub use shaders::{ActQuant, Shader};

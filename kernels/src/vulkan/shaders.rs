@@ -16,6 +16,8 @@ pub enum Shader {
     MatvecQ8_0,
     MatvecQ4K,
     MatvecQ6K,
+    /// Activation rows to Q8_0 / Q8_1 / Q8_K words (push constant 3 is [`ActQuant`]).
+    QuantizeQ8,
     RmsNorm,
     Rope,
     Softmax,
@@ -31,7 +33,7 @@ macro_rules! spirv {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::MatvecF32,
         Shader::MatvecF16,
         Shader::MatvecQ4_0,
@@ -40,6 +42,7 @@ impl Shader {
         Shader::MatvecQ8_0,
         Shader::MatvecQ4K,
         Shader::MatvecQ6K,
+        Shader::QuantizeQ8,
         Shader::RmsNorm,
         Shader::Rope,
         Shader::Softmax,
@@ -63,6 +66,18 @@ impl Shader {
         })
     }
 
+    /// The activation format a matvec shader reads: `None` for the float matvecs (F32, F16),
+    /// which take f32 activations as the CPU does for those types; otherwise the quantized
+    /// partner that `QuantizeQ8` must first write (the CPU's `vec_dot_type`).
+    pub fn act_quant(self) -> Option<ActQuant> {
+        match self {
+            Shader::MatvecQ4_0 | Shader::MatvecQ5_0 | Shader::MatvecQ8_0 => Some(ActQuant::Q8_0),
+            Shader::MatvecQ4_1 => Some(ActQuant::Q8_1),
+            Shader::MatvecQ4K | Shader::MatvecQ6K => Some(ActQuant::Q8K),
+            _ => None,
+        }
+    }
+
     /// The SPIR-V words' bytes (little-endian, as glslangValidator writes them).
     pub fn spirv(self) -> &'static [u8] {
         match self {
@@ -74,6 +89,7 @@ impl Shader {
             Shader::MatvecQ8_0 => spirv!("matvec_q8_0"),
             Shader::MatvecQ4K => spirv!("matvec_q4_k"),
             Shader::MatvecQ6K => spirv!("matvec_q6_k"),
+            Shader::QuantizeQ8 => spirv!("quantize_q8"),
             Shader::RmsNorm => spirv!("rmsnorm"),
             Shader::Rope => spirv!("rope"),
             Shader::Softmax => spirv!("softmax"),
@@ -87,7 +103,7 @@ impl Shader {
     pub fn n_bindings(self) -> u32 {
         match self {
             Shader::Softmax => 1,
-            Shader::Rope | Shader::Activation | Shader::Axpy => 2,
+            Shader::Rope | Shader::Activation | Shader::Axpy | Shader::QuantizeQ8 => 2,
             Shader::Attention => 4,
             _ => 3,
         }
@@ -98,10 +114,53 @@ impl Shader {
         4 * match self {
             Shader::Softmax | Shader::Activation => 2,
             Shader::Axpy => 3,
-            Shader::RmsNorm => 4,
+            Shader::RmsNorm | Shader::QuantizeQ8 => 4,
             Shader::Rope => 5,
             Shader::Attention => 8,
             _ => 6, // the matvecs
         }
+    }
+}
+
+/// The quantized activation formats `QuantizeQ8` writes, as 32-bit words per block (the value
+/// is the shader's `kind` push constant):
+/// - `Q8_0`: 9 words per 32 elements: d f16 in the low half of word 0 (high half 0), qs[32] i8
+///   (ggml's 34-byte `block_q8_0` padded to a word);
+/// - `Q8_1`: 9 words per 32 elements: d f16, s f16, qs[32] (ggml's 36-byte `block_q8_1`);
+/// - `Q8K`: 73 words per 256 elements: d f32, qs[256], bsums[16] i16 (ggml's 292-byte
+///   `block_q8_K`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActQuant {
+    Q8_0 = 0,
+    Q8_1 = 1,
+    Q8K = 2,
+}
+
+impl ActQuant {
+    /// Elements per block.
+    pub fn block(self) -> usize {
+        match self {
+            ActQuant::Q8_0 | ActQuant::Q8_1 => 32,
+            ActQuant::Q8K => 256,
+        }
+    }
+
+    /// 32-bit words per block.
+    pub fn block_words(self) -> usize {
+        match self {
+            ActQuant::Q8_0 | ActQuant::Q8_1 => 9,
+            ActQuant::Q8K => 73,
+        }
+    }
+
+    /// Words of one quantized row of `cols` elements (a multiple of [`ActQuant::block`]).
+    pub fn row_words(self, cols: usize) -> usize {
+        cols / self.block() * self.block_words()
+    }
+
+    /// An upper bound of [`ActQuant::row_words`] over all formats, for sizing one buffer that
+    /// any of them may use.
+    pub fn max_row_words(cols: usize) -> usize {
+        cols.div_ceil(32) * 10
     }
 }

@@ -1,0 +1,122 @@
+// Shared body of the quantized-weight matvecs: y (n_tok, rows) = xq (n_tok, cols) · Wᵀ, where xq
+// is the activation quantized by quantize_q8.comp to the weight type's partner (Q8_0, Q8_1 or
+// Q8_K, as the CPU's vec_dot_type). Per 32-element unit the shader forms the exact integer dot
+// of the weight quants with the activation quants and turns it into f32 with the same
+// per-block expression as the CPU reference (dot_legacy.rs, dot_k.rs); only the f32 sum over
+// units runs in another order (a lane-strided sum and a tree), so results differ from the CPU
+// by float reassociation alone.
+//
+// Memory access as matvec.glsl: WG / LANES rows per workgroup, LANES invocations per row striding
+// over 32-element units; each unit's weights are decoded to 32 ints once and dotted with up to
+// NT activation rows. Activation quants are read as packed words (4 x i8), about a quarter of
+// the f32 activation traffic. The integer dot is plain int math (4 multiplies per word); the
+// packed dot4 instruction (GL_EXT_integer_dot_product) would be the obvious next step.
+//
+// Each type's file defines, before including this one:
+//   ABLOCK, AWORDS     elements and 32-bit words of one activation block (32/9 or 256/73)
+//   row_bytes()        bytes of one weight row
+//   load_unit(row_byte, u, wv, par)   unit u's 32 weight quants as ints, and its scalars
+//   unit_value(par, s_lo, s_hi, ab, u) the unit's f32 contribution from the integer dots of its
+//                      first and second 16 elements; ab is the activation block's first word
+
+#extension GL_EXT_control_flow_attributes : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 64;   // invocations per workgroup, a power of two
+layout(constant_id = 1) const uint LANES = 16; // invocations per row, a power of two <= WG
+layout(constant_id = 2) const uint NT = 8;     // tokens per pass over the row: 1 for generation
+
+layout(push_constant) uniform Push {
+    uint cols;       // elements per weight row (a multiple of ABLOCK)
+    uint rows;       // weight rows in this binding (one chunk of a split matrix)
+    uint n_tok;      // activation rows
+    uint x_offset;   // first word of xq
+    uint out_stride; // floats between output rows (the whole matrix's row count)
+    uint out_offset; // first output column of this chunk
+} p;
+
+layout(std430, binding = 0) readonly buffer Weights { uint w[]; };
+layout(std430, binding = 1) readonly buffer Act { uint xq[]; };  // (n_tok, cols / ABLOCK) blocks
+layout(std430, binding = 2) writeonly buffer Out { float y[]; }; // (n_tok, out_stride)
+
+shared float red[NT * WG]; // (NT, WG) partial dots
+
+uint byte_at(uint off) {
+    return (w[off >> 2] >> ((off & 3u) * 8u)) & 0xFFu;
+}
+
+// A little-endian u16 at an even byte offset.
+uint u16_at(uint off) {
+    return (w[off >> 2] >> ((off & 2u) * 8u)) & 0xFFFFu;
+}
+
+float f16_at(uint off) {
+    return unpackHalf2x16(u16_at(off)).x;
+}
+
+// The little-endian word at an even byte offset: two aligned loads and a select.
+uint u32_at(uint off) {
+    uint i = off >> 2;
+    uint lo = w[i];
+    uint hi = w[i + ((off >> 1) & 1u)];
+    return (off & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
+}
+
+uint row_bytes();
+void load_unit(uint row_byte, uint u, out int wv[32], out vec4 par);
+float unit_value(vec4 par, int s_lo, int s_hi, uint ab, uint u);
+
+void main() {
+    uint tid = gl_LocalInvocationID.x;
+    uint lane = tid % LANES;
+    uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    uint row = group * (WG / LANES) + tid / LANES;
+    uint units = row < p.rows ? p.cols / 32u : 0u;
+    uint row_byte = row * row_bytes();
+    uint row_words = p.cols / ABLOCK * AWORDS; // one activation row
+    const uint UPB = ABLOCK / 32u;              // units per activation block
+    for (uint t0 = 0u; t0 < p.n_tok; t0 += NT) {
+        uint nt = min(NT, p.n_tok - t0);
+        float acc[NT];
+        [[unroll]] for (uint i = 0u; i < NT; ++i) {
+            acc[i] = 0.0;
+        }
+        for (uint u = lane; u < units; u += LANES) {
+            int wv[32];
+            vec4 par;
+            load_unit(row_byte, u, wv, par);
+            [[unroll]] for (uint i = 0u; i < NT; ++i) {
+                if (i < nt) {
+                    uint ab = p.x_offset + (t0 + i) * row_words + (u / UPB) * AWORDS;
+                    uint qw = ab + 1u + (u % UPB) * 8u;
+                    int s[2] = int[2](0, 0);
+                    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+                        int a = int(xq[qw + k]);
+                        [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                            s[k / 4u] += wv[4u * k + j] * bitfieldExtract(a, int(8u * j), 8);
+                        }
+                    }
+                    acc[i] += unit_value(par, s[0], s[1], ab, u);
+                }
+            }
+        }
+        [[unroll]] for (uint i = 0u; i < NT; ++i) {
+            red[i * WG + tid] = acc[i];
+        }
+        barrier();
+        for (uint s = LANES / 2u; s > 0u; s >>= 1) {
+            if (lane < s) {
+                [[unroll]] for (uint i = 0u; i < NT; ++i) {
+                    red[i * WG + tid] += red[i * WG + tid + s];
+                }
+            }
+            barrier();
+        }
+        if (row < p.rows && lane == 0u) {
+            for (uint i = 0u; i < nt; ++i) {
+                y[(t0 + i) * p.out_stride + p.out_offset + row] = red[i * WG + tid];
+            }
+        }
+        barrier();
+    }
+}
