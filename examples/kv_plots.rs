@@ -64,6 +64,8 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
             ["bench", model, mode] if MODES.contains(mode) => {
                 speed.entry(model.to_string()).or_default().push(tg_by_depth(&v, mode, name)?);
             }
+            // Pass-key and beyond-context results are tables in the doc, not figures.
+            ["passkey" | "beyond", ..] => {}
             _ => eprintln!("skipping {name}: not a ppl-/bench- file"),
         }
     }

@@ -39,31 +39,8 @@ layout(std430, binding = 2) writeonly buffer Out { float y[]; };  // (n_tok, out
 
 shared float red[NT * WG]; // (NT, WG) partial dots
 
-uint byte_at(uint off) {
-    return (w[off >> 2] >> ((off & 3u) * 8u)) & 0xFFu;
-}
-
-int sbyte_at(uint off) {
-    return bitfieldExtract(int(w[off >> 2]), int((off & 3u) * 8u), 8);
-}
-
-// A little-endian u16 at an even byte offset.
-uint u16_at(uint off) {
-    return (w[off >> 2] >> ((off & 2u) * 8u)) & 0xFFFFu;
-}
-
-float f16_at(uint off) {
-    return unpackHalf2x16(u16_at(off)).x;
-}
-
-// The little-endian word at an even byte offset: two aligned loads and a select (no divergent
-// branch; the second load stays inside the word that holds the last byte).
-uint u32_at(uint off) {
-    uint i = off >> 2;
-    uint lo = w[i];
-    uint hi = w[i + ((off >> 1) & 1u)];
-    return (off & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
-}
+#include "weight_words.glsl"
+#include "matvec_reduce.glsl"
 
 uint row_bytes(); // defined per type
 void dequant_unit(uint row_byte, uint u, out float v[32]);
@@ -99,23 +76,6 @@ void main() {
                 }
             }
         }
-        [[unroll]] for (uint i = 0u; i < NT; ++i) {
-            red[i * WG + tid] = acc[i];
-        }
-        barrier();
-        for (uint s = LANES / 2u; s > 0u; s >>= 1) {
-            if (lane < s) {
-                [[unroll]] for (uint i = 0u; i < NT; ++i) {
-                    red[i * WG + tid] += red[i * WG + tid + s];
-                }
-            }
-            barrier();
-        }
-        if (row < p.rows && lane == 0u) {
-            for (uint i = 0u; i < nt; ++i) {
-                y[(t0 + i) * p.out_stride + p.out_offset + row] = red[i * WG + tid];
-            }
-        }
-        barrier();
+        reduce_and_store(acc, tid, lane, row, t0, nt);
     }
 }
