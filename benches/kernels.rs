@@ -293,15 +293,20 @@ fn ops(c: &mut Criterion) {
     let (q, keys, vals) = (values(HD, 10), values(CTX * HD, 11), values(CTX * HD, 12));
     let mut head = vec![0.0f32; HD];
     g.throughput(Throughput::Bytes((2 * CTX * HD * 4) as u64));
-    for (label, t) in &tables {
-        g.bench_with_input(BenchmarkId::new("attention-64x512", label), &(), |b, _| {
-            b.iter(|| {
-                t.attn_scores(black_box(&q), &keys, 0.125, &mut scores);
-                t.softmax(&mut scores);
-                t.attn_values(&scores, &vals, ValueOrder::VecDot, &mut head);
-                black_box(&head);
-            })
-        });
+    // Both value orders: VecDot (llama.cpp's one-query order) and Gemm (its batched order).
+    for (order, name) in
+        [(ValueOrder::VecDot, "attention-64x512"), (ValueOrder::Gemm, "attention-64x512-gemm")]
+    {
+        for (label, t) in &tables {
+            g.bench_with_input(BenchmarkId::new(name, label), &(), |b, _| {
+                b.iter(|| {
+                    t.attn_scores(black_box(&q), &keys, 0.125, &mut scores);
+                    t.softmax(&mut scores);
+                    t.attn_values(&scores, &vals, order, &mut head);
+                    black_box(&head);
+                })
+            });
+        }
     }
     // RoPE has one implementation (no table entry): every query and key head of a 2048-wide
     // layer (32 heads of 64) at one position.

@@ -13,8 +13,8 @@
 #        BEYOND_BUDGETS  budgets of the beyond stage (default: $BUDGETS)
 #        PASSKEY_LENGTHS, PASSKEY_DEPTHS, PASSKEY_TRIALS, PASSKEY_BUDGET  the pass-key grid
 #                   (defaults: 2000,4000 (+12000 past an 8K trained context); 10,30,50,70,90; 2; 512)
-#        SPEED_DEPTHS  depths of the speed stage in the non-full modes (default 0,2048,8192,32768,131072;
-#                   full stops at 8192)
+#        SPEED_DEPTHS  depths of the fovea speed run (default 0,512,2048,8192,32768,131072; full stops
+#                   at 8192, window at 32768); SPEED_BUDGET (default 512), SPEED_RAM (--kv-ram, 256M)
 # Every run's JSON lands in $OUT with the exact command in a .cmd file beside it, so the doc's
 # numbers can be traced and re-run one by one. Runs whose JSON exists are skipped (delete to redo).
 set -euo pipefail
@@ -30,7 +30,9 @@ BEYOND_BUDGETS=${BEYOND_BUDGETS:-$BUDGETS}
 PASSKEY_DEPTHS=${PASSKEY_DEPTHS:-10,30,50,70,90}
 PASSKEY_TRIALS=${PASSKEY_TRIALS:-2}
 PASSKEY_BUDGET=${PASSKEY_BUDGET:-512}
-SPEED_DEPTHS=${SPEED_DEPTHS:-0,2048,8192,32768,131072}
+SPEED_DEPTHS=${SPEED_DEPTHS:-0,512,2048,8192,32768,131072}
+SPEED_BUDGET=${SPEED_BUDGET:-512}
+SPEED_RAM=${SPEED_RAM:-256M}
 STAGES=${*:-all}
 mkdir -p "$OUT"
 [ -x "$FOVEA" ] || cargo build --release -p fovea-cli
@@ -88,13 +90,15 @@ for model in $MODELS; do
         done
     fi
     if want speed; then
-        for mode in full window fovea; do
-            depths="0,2048,8192"
-            [ "$mode" = full ] || depths=$SPEED_DEPTHS
-            budget=(); [ "$mode" = full ] || budget=(--kv-budget 1024)
-            run "bench-$m-$mode" "$FOVEA" bench -m "$model" -t "$THREADS" -p 0 -n 64 -r 2 --json \
-                -d "$depths" --kv "$mode" "${budget[@]}"
-        done
+        # Generation after D tokens of context. The paged modes fill the context once per depth
+        # and run the repetitions one after another (they cannot rewind). Full stops at 8K and
+        # window at 32K: past its budget, window's cost is flat by construction.
+        run "bench-$m-full" "$FOVEA" bench -m "$model" -t "$THREADS" -p 0 -n 64 -r 3 --json \
+            -d 0,512,2048,8192 --kv full
+        run "bench-$m-window-b$SPEED_BUDGET" "$FOVEA" bench -m "$model" -t "$THREADS" -p 0 -n 64 -r 3 --json \
+            -d 0,512,2048,8192,32768 --kv window --kv-budget "$SPEED_BUDGET"
+        run "bench-$m-fovea-b$SPEED_BUDGET" "$FOVEA" bench -m "$model" -t "$THREADS" -p 0 -n 64 -r 3 --json \
+            -d "$SPEED_DEPTHS" --kv fovea --kv-budget "$SPEED_BUDGET" --kv-ram "$SPEED_RAM"
     fi
 done
 

@@ -5,8 +5,8 @@
 //! DATA_DIR holds the files `benches/kv-evidence.sh` writes:
 //! - `ppl-<model>-<mode>-b<B>.json` (`fovea perplexity --streaming --json`; `full` has no `-b<B>`):
 //!   one chart per model and budget, perplexity per 1K-token bucket against position;
-//! - `bench-<model>-<mode>.json` (`fovea bench --json` with several depths): one chart per model,
-//!   generation tokens/s against depth.
+//! - `bench-<model>-<mode>[-b<B>[-<depth>]].json` (`fovea bench --json` with several depths): one
+//!   chart per model, generation tokens/s against depth (files of one mode and budget are joined).
 //!
 //! Files that are missing are skipped; a file that is present but unreadable is an error.
 
@@ -64,6 +64,20 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
             ["bench", model, mode] if MODES.contains(mode) => {
                 speed.entry(model.to_string()).or_default().push(tg_by_depth(&v, mode, name)?);
             }
+            ["bench", model, mode, b, ..] if MODES.contains(mode) => {
+                let label = format!("{mode} (B={})", b.trim_start_matches('b'));
+                let new = tg_by_depth(&v, &label, name)?;
+                let lines = speed.entry(model.to_string()).or_default();
+                match lines.iter_mut().find(|l| l.name == label) {
+                    Some(line) => {
+                        line.points.extend(new.points);
+                        line.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    }
+                    None => lines.push(new),
+                }
+            }
+            // The flat-scan comparison is a table in the doc.
+            ["ppl", _, "fovea", "union", "flat", _] => {}
             // Pass-key and beyond-context results are tables in the doc, not figures.
             ["passkey" | "beyond", ..] => {}
             _ => eprintln!("skipping {name}: not a ppl-/bench- file"),

@@ -12,6 +12,8 @@
 //!   there and the test says so.
 //! - Mixed placement: the first half of the layers on the device, the rest on the CPU.
 //! - Resource hygiene: creating and dropping models and sessions returns every device byte.
+//! - Recorded forwards: a forward is recorded once per batch shape and re-submitted; the
+//!   re-submitted one gives the same bits as one recorded afresh for every step.
 //!
 //! Skipped with a notice when no Vulkan device exists, unless FOVEA_REQUIRE_VULKAN=1
 //! (`.ci/vulkan.sh`, which runs on Mesa lavapipe).
@@ -19,9 +21,9 @@
 
 use std::sync::Arc;
 
-use fovea_engine::backend::vulkan::{shared_gpu, VulkanForward};
+use fovea_engine::backend::vulkan::{shared_gpu, DeviceResult, VulkanForward};
 use fovea_engine::sampler::{argmax, top_k};
-use fovea_engine::{Backend, LoadOptions, Logits, Model, Session, SessionOptions};
+use fovea_engine::{Backend, EngineError, LoadOptions, Logits, Model, Session, SessionOptions};
 use fovea_kernels::vulkan::{DeviceOptions, Gpu};
 use fovea_suite::checks::{LOW_MARGIN, QUANT_LOGIT_TOL, QUANT_MIN_OVERLAP};
 use fovea_suite::{golden, model, model_path};
@@ -256,5 +258,50 @@ fn models_and_device_forwards_return_device_memory() {
         assert_eq!(gpu.memory_stats(), baseline, "round {round}: device memory not returned");
     }
     eprintln!("hygiene: 3 rounds x 2 placements, held {held:?}, back to {baseline:?}");
+    assert_no_validation_messages(&gpu);
+}
+
+/// Greedy generation on two device forwards of SmolLM2, at both placements: one keeps its
+/// recorded forwards (the prompt's shape and the one-token shape, each recorded once and then
+/// re-submitted with new inputs and pos0), the other drops them before every step and so
+/// records each forward afresh (the old behaviour). Every step's output must be bit-identical:
+/// a re-submitted recording that kept a stale position, embedding or KV row would differ.
+#[test]
+fn recorded_forwards_resubmit_bit_identically() {
+    let Some(gpu) = device() else { return };
+    let m = model("smollm2-135m", false);
+    let prompt = [504u32, 34, 10345, 198];
+    const GEN: usize = 6;
+    for gpu_layers in [m.config.n_layer, m.config.n_layer / 2] {
+        let new = || VulkanForward::with_gpu(Arc::clone(&gpu), m, gpu_layers, 32, 8).expect("upload");
+        let (mut kept, mut fresh) = (new(), new());
+        let mut step = |tokens: &[u32], pos0: usize| -> Vec<f32> {
+            let out = |r: DeviceResult| match r {
+                DeviceResult::Logits(v) | DeviceResult::Residual(v) => v,
+            };
+            let a = out(kept.forward(m, tokens, pos0, tokens.len() - 1).expect("forward"));
+            fresh.drop_recordings();
+            let b = out(fresh.forward(m, tokens, pos0, tokens.len() - 1).expect("forward"));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&a) == bits(&b),
+                "{gpu_layers} layers, pos0 {pos0}: re-submitted differs from fresh"
+            );
+            a
+        };
+        let mut out = step(&prompt, 0);
+        for i in 0..GEN {
+            // All layers: the next token is the argmax of the logits; half: any token will do.
+            let next = if gpu_layers == m.config.n_layer { argmax(&out) } else { 100 + i as u32 };
+            out = step(&[next], prompt.len() + i);
+        }
+        assert_eq!(kept.recordings_made(), 2, "{gpu_layers} layers: prompt shape + generation shape");
+        assert_eq!(fresh.recordings_made(), 1 + GEN);
+        // pos0 reaches the shaders unchecked (from the step buffer): the host must refuse a
+        // batch past the context rather than let them index past the cache.
+        let past = kept.forward(m, &[1, 2], 31, 1);
+        assert!(matches!(past, Err(EngineError::ContextFull { n_ctx: 32 })), "a batch past the context");
+        eprintln!("{gpu_layers} device layers: {GEN} re-submitted generation steps bit-identical to fresh recordings");
+    }
     assert_no_validation_messages(&gpu);
 }

@@ -26,15 +26,19 @@ pub struct KvArgs {
     /// Element type of the pages: f32, f16, q8_0.
     #[arg(long = "kv-type", default_value = "f32")]
     pub kv_type: String,
-    /// Page scoring of the fovea mode: bound, mean, union, exact (an oracle reading every key).
+    /// Page scoring of the fovea mode: bound, mean, union (found by a beam descent of the tree),
+    /// union-flat (every page scored), exact (an oracle reading every key).
     #[arg(long = "kv-score", default_value = "union")]
     pub score: String,
     /// Key positions: auto (true within the trained context, renumbered beyond), true, renumber, fixed.
     #[arg(long = "kv-pos", default_value = "auto")]
     pub positions: String,
-    /// Queries sharing one page selection in prompt processing.
+    /// Queries sharing one page selection: consecutive prompt tokens, or decoded positions.
     #[arg(long = "kv-chunk", default_value_t = fovea_engine::kv::mode::DEFAULT_SELECT_CHUNK)]
     pub select_chunk: usize,
+    /// Tree nodes the fovea descent keeps per level, as a multiple of the pages it picks.
+    #[arg(long = "kv-beam", default_value_t = fovea_engine::kv::mode::DEFAULT_BEAM)]
+    pub beam: usize,
 }
 
 impl KvArgs {
@@ -78,6 +82,7 @@ impl KvArgs {
             scoring,
             positions,
             select_chunk: self.select_chunk,
+            beam: self.beam,
         };
         if mode != KvMode::Full {
             opts.plan().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -116,6 +121,7 @@ mod tests {
             score: "union".into(),
             positions: "auto".into(),
             select_chunk: 8,
+            beam: 2,
             ..KvArgs::default()
         }
     }

@@ -243,6 +243,12 @@ impl<'m> Session<'m> {
         self.cache.reset();
     }
 
+    /// Whether [`Session::truncate`] to `n` would keep `n` tokens (the paged KV modes resume only
+    /// where they stopped: their page summaries cannot be un-merged).
+    pub fn can_rewind_to(&self, n: usize) -> bool {
+        n <= self.n_past && self.cache.can_resume_at(n)
+    }
+
     /// Drops cached tokens past `n` (to re-run from an earlier point) and returns the tokens kept:
     /// `min(n, n_past)`, or 0 when a sliding-window layer's ring has already overwritten part of
     /// the window that position needs (a step back of more than `n_ubatch` tokens past the

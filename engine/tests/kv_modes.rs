@@ -119,3 +119,27 @@ fn bad_settings_are_clear_errors() {
     assert!(err(KvOptions { ram_bytes: Some(100), ..kv(KvMode::Fovea, 64) }).contains("--kv-ram 100"));
     assert!(err(KvOptions { kv_type: KvType::Q8_0, ..kv(KvMode::Fovea, 64) }).contains("multiples of 32"));
 }
+
+#[test]
+fn decoding_reselects_once_per_selection_chunk() {
+    let (_f, model) = model();
+    let toks = tokens(&model, 200);
+    let selections = |select_chunk: usize| {
+        let kv = KvOptions { select_chunk, ..kv(KvMode::Fovea, 64) };
+        let opts = SessionOptions { n_ctx: toks.len(), n_threads: 2, kv, ..SessionOptions::default() };
+        let mut s = Session::new(&model, &opts).unwrap();
+        let mut logits = Vec::new();
+        for t in &toks {
+            logits.extend(s.eval(std::slice::from_ref(t), Logits::Last).unwrap());
+        }
+        assert!(logits.iter().all(|x| x.is_finite()));
+        (s.kv_select_stats().unwrap().selections, logits)
+    };
+    let (every, a) = selections(1);
+    let (shared, b) = selections(8);
+    // Fovea chooses once the memory outgrows its pages' share: about 200 - 64 positions, times
+    // layers and KV heads; sharing a selection over 8 positions makes 8 times fewer.
+    assert!(every > 0 && shared > 0);
+    assert!(shared * 7 <= every && every <= shared * 9, "selections: {every} vs {shared}");
+    assert!(a != b, "sharing selections changed nothing");
+}

@@ -19,6 +19,7 @@
 //! | activation (GELU)     | ops::gelu_f16_table(g) · u                  | one f16 step · |u| |
 //! | axpy                  | ops::axpy                                   | 1e-6 · max(1, |y|) |
 //! | attention             | softmax(scale · q·k) · v in f64             | 1e-5 · max(1, |y|) |
+//! | kv_store              | the rows themselves                         | identical bits     |
 //!
 //! The quantized matvecs take activations quantized on the device (quantize_q8) and form the
 //! CPU's integer block dots and per-block f32 expressions, so their reference is the CPU's own
@@ -545,23 +546,99 @@ fn attention_matches_reference_full_and_windowed() {
         let scale = 1.0 / (hd as f32).sqrt();
         let (qb, kb, vb) = (upload_f32(&gpu, &q), upload_f32(&gpu, &k), upload_f32(&gpu, &v));
         let ob = upload_f32(&gpu, &vec![0.0; n_tok * n_head * hd]);
-        let push = [
-            n_tok as u32,
-            n_head as u32,
-            (n_head / n_kv) as u32,
-            hd as u32,
-            hd as u32,
-            pos0 as u32,
-            window as u32,
-            scale.to_bits(),
-        ];
-        run(&gpu, Shader::Attention, &[&qb, &kb, &vb, &ob], &push, (n_tok * n_head) as u32);
+        // pos0 comes from the step buffer (word 0), not a push constant.
+        let step = upload(&gpu, &(pos0 as u32).to_le_bytes());
+        let push = attention_push(n_tok, n_head, n_kv, hd, window, scale);
+        run(&gpu, Shader::Attention, &[&qb, &kb, &vb, &ob, &step], &push, (n_tok * n_head) as u32);
         let got = download_f32(&gpu, &ob, n_tok * n_head * hd);
         let want = attention_reference(&q, &k, &v, n_tok, n_head, n_kv, hd, pos0, window, scale);
         let what =
             format!("attention n_tok {n_tok} heads {n_head}/{n_kv} hd {hd} pos0 {pos0} window {window}");
         let worst = check(&what, &got, &want, |i| 1e-5 * want[i].abs().max(1.0));
         eprintln!("{what}: max |gpu - ref| = {worst:.3e}");
+        assert_no_validation_messages(&gpu);
+    }
+}
+
+/// The attention shader's push constants (head_dim = head_dim_v = hd).
+fn attention_push(
+    n_tok: usize,
+    n_head: usize,
+    n_kv: usize,
+    hd: usize,
+    window: usize,
+    scale: f32,
+) -> [u32; 7] {
+    let group = (n_head / n_kv) as u32;
+    [n_tok as u32, n_head as u32, group, hd as u32, hd as u32, window as u32, scale.to_bits()]
+}
+
+/// Generation as the engine runs it: one command buffer recorded once (inputs copied in from
+/// staging, the token's K and V stored at pos0 with kv_store, attention, result copied out)
+/// and re-submitted for positions 0..n_ctx with only the staging contents changed (pos0 and
+/// the token's q, k, v). Every step matches the reference over the positions stored so far
+/// (the KV length grows by one per submission, crossing the 64-key chunk), the cache ends up
+/// holding every stored row bit for bit, and the recording keeps its memory blocks: buffers
+/// dropped before it are only returned when it drops.
+#[test]
+fn recorded_generation_step_resubmitted_per_position() {
+    let Some(gpu) = gpu() else { return };
+    let baseline = gpu.memory_stats();
+    for (n_head, n_kv, hd, window) in [(4, 2, 32, 0), (3, 1, 64, 5)] {
+        let n_ctx = 70;
+        let (q_len, kv_len) = (n_head * hd, n_kv * hd);
+        // Every position's q, k, v, fed one position per submission.
+        let (q_all, k_all, v_all) =
+            (values(n_ctx * q_len, 31), values(n_ctx * kv_len, 32), values(n_ctx * kv_len, 33));
+        let scale = 1.0 / (hd as f32).sqrt();
+        let dev = |floats: usize| gpu.alloc(MemKind::Device, 4 * floats as u64).expect("alloc");
+        let (step, q, k, v, out) = (dev(1), dev(q_len), dev(kv_len), dev(kv_len), dev(q_len));
+        let (k_cache, v_cache) = (dev(n_ctx * kv_len), dev(n_ctx * kv_len));
+        // Staging in: pos0 (one word), q, k, v; staging out: the attention output.
+        let stage_in = gpu.alloc(MemKind::Staging, 4 * (1 + q_len + 2 * kv_len) as u64).expect("alloc");
+        let stage_out = gpu.alloc(MemKind::Staging, 4 * q_len as u64).expect("alloc");
+        let mut r = Recorder::new(&gpu).expect("recorder");
+        let at = |floats: usize| 4 * floats as u64;
+        r.copy(&stage_in, 0, &step, 0, 4).expect("copy");
+        r.copy(&stage_in, at(1), &q, 0, at(q_len)).expect("copy");
+        r.copy(&stage_in, at(1 + q_len), &k, 0, at(kv_len)).expect("copy");
+        r.copy(&stage_in, at(1 + q_len + kv_len), &v, 0, at(kv_len)).expect("copy");
+        let groups = (kv_len as u32).div_ceil(WORKGROUP);
+        r.dispatch(Shader::KvStore, &[&k, &k_cache, &step], &[kv_len as u32, 1], groups).expect("store k");
+        r.dispatch(Shader::KvStore, &[&v, &v_cache, &step], &[kv_len as u32, 1], groups).expect("store v");
+        let push = attention_push(1, n_head, n_kv, hd, window, scale);
+        let bindings = [&q, &k_cache, &v_cache, &out, &step];
+        r.dispatch(Shader::Attention, &bindings, &push, n_head as u32).expect("attention");
+        r.copy(&out, 0, &stage_out, 0, at(q_len)).expect("copy");
+        let mut rec = r.finish().expect("finish");
+        assert_eq!(rec.dispatches(), 3);
+        let mut worst = 0.0f64;
+        for pos in 0..n_ctx {
+            stage_in.write(0, &(pos as u32).to_le_bytes()).expect("write");
+            stage_in.write(at(1), bytemuck::cast_slice(&q_all[pos * q_len..][..q_len])).expect("write");
+            stage_in
+                .write(at(1 + q_len), bytemuck::cast_slice(&k_all[pos * kv_len..][..kv_len]))
+                .expect("write");
+            let v_at = at(1 + q_len + kv_len);
+            stage_in.write(v_at, bytemuck::cast_slice(&v_all[pos * kv_len..][..kv_len])).expect("write");
+            rec.submit().expect("submit");
+            let mut got = vec![0.0f32; q_len];
+            stage_out.read(0, bytemuck::cast_slice_mut(&mut got)).expect("read");
+            let q_pos = &q_all[pos * q_len..][..q_len];
+            let want = attention_reference(q_pos, &k_all, &v_all, 1, n_head, n_kv, hd, pos, window, scale);
+            let what = format!("recorded step heads {n_head}/{n_kv} hd {hd} window {window} at pos {pos}");
+            worst = worst.max(check(&what, &got, &want, |i| 1e-5 * want[i].abs().max(1.0)));
+        }
+        let stored =
+            (download_f32(&gpu, &k_cache, n_ctx * kv_len), download_f32(&gpu, &v_cache, n_ctx * kv_len));
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&stored.0), bits(&k_all), "k cache after {n_ctx} stores");
+        assert_eq!(bits(&stored.1), bits(&v_all), "v cache after {n_ctx} stores");
+        eprintln!("recorded step heads {n_head}/{n_kv} hd {hd} window {window}: {n_ctx} submissions, max |gpu - ref| = {worst:.3e}");
+        drop((step, q, k, v, out, k_cache, v_cache, stage_in, stage_out));
+        assert_ne!(gpu.memory_stats().blocks, baseline.blocks, "the recording pins its blocks");
+        drop(rec);
+        assert_eq!(gpu.memory_stats(), baseline, "memory not returned after the recording dropped");
         assert_no_validation_messages(&gpu);
     }
 }

@@ -58,8 +58,11 @@ pub fn main(mut a: Args) -> Result<()> {
         bail!("nothing to measure: both -p and -n are 0");
     }
     let max_depth = a.depth.iter().copied().max().unwrap_or(0);
-    // The context must hold the deepest test; round up so nothing is allocated per test.
-    let need = max_depth + a.n_prompt.max(a.n_gen) + 1;
+    // The context must hold the deepest test; round up so nothing is allocated per test. The
+    // paged modes cannot rewind, so their repetitions run one after another past the depth.
+    let paged = a.compute.kv.kv != "full";
+    let runs = if paged { (a.reps + 1) * (a.n_prompt + a.n_gen) } else { a.n_prompt.max(a.n_gen) };
+    let need = max_depth + runs + 1;
     let ctx = *a.compute.ctx.get_or_insert(need);
     if ctx < need {
         bail!("--ctx {ctx} is too small for depth {max_depth} plus the test ({need} tokens needed)");
@@ -82,6 +85,7 @@ pub fn main(mut a: Args) -> Result<()> {
     let mut rows = Vec::new();
     for &depth in &a.depth {
         let context = random_tokens(depth);
+        let mut filled = false;
         let mut tests = Vec::new();
         if a.n_prompt > 0 {
             tests.push((format!("pp{}", a.n_prompt), a.n_prompt, 0));
@@ -94,7 +98,7 @@ pub fn main(mut a: Args) -> Result<()> {
             // One untimed warm-up run (page faults, caches), then the timed repetitions.
             let mut samples = Vec::with_capacity(a.reps);
             for rep in 0..=a.reps {
-                let t = run_once(&mut session, &context, &tokens, n_prompt, n_gen)?;
+                let t = run_once(&mut session, &context, &mut filled, &tokens, n_prompt, n_gen)?;
                 if rep > 0 {
                     samples.push(t);
                 }
@@ -150,16 +154,26 @@ pub fn main(mut a: Args) -> Result<()> {
 
 /// Seconds for one test: fill the cache to `context`, then time either a prompt of `n_prompt`
 /// tokens in one batch or `n_gen` single-token steps.
+/// One timed test after `context`, filled once per depth: later repetitions rewind to it, or, in
+/// the paged KV modes (which cannot rewind), continue where the previous one stopped, so
+/// repetition r of a test of n tokens starts at depth + r * n. (Refilling 128K tokens of
+/// context per repetition would take longer than the whole measurement.)
 fn run_once(
     session: &mut Session<'_>,
     context: &[u32],
+    filled: &mut bool,
     tokens: &[u32],
     n_prompt: usize,
     n_gen: usize,
 ) -> Result<f64> {
-    session.reset();
-    if !context.is_empty() {
-        session.eval(context, Logits::Last)?;
+    if context.is_empty() || !*filled {
+        session.reset();
+        if !context.is_empty() {
+            session.eval(context, Logits::Last)?;
+        }
+        *filled = true;
+    } else if session.can_rewind_to(context.len()) {
+        session.truncate(context.len());
     }
     let t0 = Instant::now();
     if n_prompt > 0 {

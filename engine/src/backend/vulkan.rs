@@ -2,14 +2,19 @@
 //! KV cache for the device layers, each layer recorded as a chain of dispatches, and the
 //! residual stream handed to the CPU for the layers past `gpu_layers`.
 //!
-//! One forward = one command buffer: the host writes the token embeddings (looked up on the
-//! CPU, a copy of n rows) and the RoPE cos/sin of the batch's positions (from the same
-//! `RopeTable` as the CPU, so both rotate by identical angles) to a staging buffer; the
-//! device copies them in, runs the layers, and copies back either the logits (every layer on
-//! the device) or the residual stream x (n, d) for `Model::forward_layers` on the CPU.
+//! One forward = one command buffer (plus one per further group of logit rows), recorded once
+//! per batch shape (tokens, logit rows) and re-submitted: generation records its one-token
+//! pass once and then only writes inputs and submits. Everything that changes from step to
+//! step comes in through a staging buffer the host writes before each submission: the token
+//! embeddings (looked up on the CPU, a copy of n rows), the RoPE cos/sin of the batch's
+//! positions (from the same `RopeTable` as the CPU, so both rotate by identical angles) and the
+//! step word pos0, which the recorded commands copy to the device; the KV store and attention
+//! shaders read pos0 from there (push constants would be baked into the recording). The device
+//! runs the layers and copies back either the logits (every layer on the device) or the
+//! residual stream x (n, d) for `Model::forward_layers` on the CPU.
 //!
 //! The KV cache keeps every position on every device layer, K (n_ctx, n_kv · hd) and V
-//! (n_ctx, n_kv · hdv) in f32, row = position, so storing a batch's keys is one buffer copy and
+//! (n_ctx, n_kv · hdv) in f32, row = position, so storing a batch's keys is one row copy and
 //! truncating the sequence needs no bookkeeping; sliding-window layers mask by position in the
 //! attention shader instead of using a ring.
 
@@ -17,10 +22,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use fovea_formats::GgmlType;
 use fovea_kernels::vulkan::{
-    ActQuant, Buffer, DeviceOptions, Gpu, MemKind, MemoryStats, Recorder, Shader, VulkanError, WORKGROUP,
+    ActQuant, Buffer, DeviceOptions, Gpu, MemKind, MemoryStats, Recorder, Recording, Shader, VulkanError,
+    WORKGROUP,
 };
 
-use crate::config::FfnActivation;
+use crate::config::{FfnActivation, ModelConfig};
 use crate::error::{EngineError, Result};
 use crate::model::{LayerWeights, Model};
 use crate::weights::{Matrix, WeightData};
@@ -46,6 +52,29 @@ const LOGIT_BUFFER_BYTES: usize = 32 << 20;
 
 /// Staging buffer for the weight upload.
 const UPLOAD_STAGING: u64 = 16 << 20;
+
+/// Batch shapes whose recorded forward is kept (generation, the full prompt batch, a prompt's
+/// tail, all-rows logits): a few hundred descriptor sets each; the least recently used goes.
+const KEPT_SHAPES: usize = 4;
+
+/// Bytes of the step block at the start of the input staging buffer and in `Scratch::step`:
+/// word 0 is pos0 (the batch's first position); padded to 16 bytes.
+const STEP_BYTES: u64 = 16;
+
+/// What a recorded forward is specific to: the tokens in the batch and the logit rows wanted
+/// (0 when the device returns the residual stream). Positions are not part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    n: usize,
+    n_out: usize,
+}
+
+/// A shape's recorded forward: part 0 copies the inputs in and runs the layers (and the first
+/// group of logit rows); each further part computes the next group of logit rows.
+struct RecordedForward {
+    shape: Shape,
+    parts: Vec<Recording>,
+}
 
 /// A weight matrix on the device, its rows split into chunks of at most one binding each.
 struct DeviceMatrix {
@@ -89,12 +118,14 @@ struct Scratch {
     /// (n, ActQuant::max_row_words(widest matvec input)) words: a matvec's input quantized to
     /// its weight type's activation partner (Q8_0 / Q8_1 / Q8_K), as the CPU does.
     xq: Buffer,
+    /// The step block (STEP_BYTES): pos0 in word 0, read by the KV store and attention.
+    step: Buffer,
     /// cos/sin (2, n, n_rot / 2) of the global and the local RoPE tables.
     cs_global: Buffer,
     cs_local: Buffer,
     /// (logit_rows, n_vocab)
     logits: Buffer,
-    /// Host-visible: inputs (x, cos/sin) in, logits or x out.
+    /// Host-visible: inputs (step block, x, cos/sin) in, logits or x out.
     stage_in: Buffer,
     stage_out: Buffer,
 }
@@ -109,11 +140,17 @@ pub enum DeviceResult {
 
 /// The device half of a session.
 pub struct VulkanForward {
+    /// Recorded forwards, least recently used first. Declared first so they drop before the
+    /// buffers they name (not required for safety: they pin their memory blocks).
+    recorded: Vec<RecordedForward>,
+    /// Forwards recorded so far (a shape seen again is not recorded again).
+    recordings_made: usize,
     gpu: Arc<Gpu>,
     layers: Vec<DeviceLayer>,
     /// output_norm and the output matrix, when every layer is on the device.
     output: Option<(Buffer, DeviceMatrix)>,
     s: Scratch,
+    n_ctx: usize,
     n_ubatch: usize,
     logit_rows: usize,
 }
@@ -181,10 +218,11 @@ impl VulkanForward {
             gate: dev(n * c.n_ff)?,
             up: dev(n * c.n_ff)?,
             xq: dev(n * ActQuant::max_row_words(c.n_embd.max(c.n_ff).max(c.n_head * hdv)))?,
+            step: gpu.alloc(MemKind::Device, STEP_BYTES)?,
             cs_global: dev(2 * n * half)?,
             cs_local: dev(2 * n * half)?,
             logits: dev(if output.is_some() { logit_rows * c.n_vocab } else { 1 })?,
-            stage_in: gpu.alloc(MemKind::Staging, 4 * (n * c.n_embd + 4 * n * half) as u64)?,
+            stage_in: gpu.alloc(MemKind::Staging, STEP_BYTES + 4 * (n * c.n_embd + 4 * n * half) as u64)?,
             stage_out: gpu.alloc(MemKind::Staging, 4 * (n * c.n_embd).max(logit_rows * c.n_vocab) as u64)?,
         };
         let limit = gpu.info.max_binding_bytes;
@@ -197,7 +235,17 @@ impl VulkanForward {
                 .into());
             }
         }
-        Ok(VulkanForward { gpu, layers, output, s, n_ubatch, logit_rows })
+        Ok(VulkanForward {
+            recorded: Vec::new(),
+            recordings_made: 0,
+            gpu,
+            layers,
+            output,
+            s,
+            n_ctx,
+            n_ubatch,
+            logit_rows,
+        })
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {
@@ -213,6 +261,18 @@ impl VulkanForward {
         self.gpu.memory_stats()
     }
 
+    /// Forwards recorded so far: one per batch shape seen (generation records once), more only
+    /// when more than KEPT_SHAPES shapes alternate or after [`VulkanForward::drop_recordings`].
+    pub fn recordings_made(&self) -> usize {
+        self.recordings_made
+    }
+
+    /// Frees every recorded forward (command buffers and descriptor sets); the next forward of
+    /// each shape records afresh.
+    pub fn drop_recordings(&mut self) {
+        self.recorded.clear();
+    }
+
     /// Runs `tokens` at positions pos0.. through the device layers (storing their keys and
     /// values in the device cache). With every layer on the device, returns the logits of rows
     /// logits_from..n; otherwise the residual stream for the CPU to continue.
@@ -225,15 +285,49 @@ impl VulkanForward {
     ) -> Result<DeviceResult> {
         let c = &model.config;
         let n = tokens.len();
-        debug_assert!(n <= self.n_ubatch);
-        let d = c.n_embd;
-        let half = c.n_rot / 2;
-        // Inputs: x (n, d), then cos/sin (2, n, half) of the global and the local table.
-        let x0 = model.embed(tokens);
+        // The shaders index the cache with pos0 from the step buffer, unchecked, and the scratch
+        // holds n_ubatch rows: both are checked here (the session splits and checks before).
+        if n > self.n_ubatch {
+            return Err(EngineError::InvalidSetting(format!(
+                "a device batch of {n} tokens exceeds n_ubatch {}",
+                self.n_ubatch
+            )));
+        }
+        if pos0 + n > self.n_ctx {
+            return Err(EngineError::ContextFull { n_ctx: self.n_ctx });
+        }
+        let n_out = if self.output.is_some() { n.saturating_sub(logits_from) } else { 0 };
+        self.write_inputs(model, tokens, pos0)?;
+        let shape = Shape { n, n_out };
+        let i = match self.recorded.iter().position(|r| r.shape == shape) {
+            Some(i) => i,
+            None => {
+                if self.recorded.len() == KEPT_SHAPES {
+                    self.recorded.remove(0);
+                }
+                let parts = self.record(model, shape)?;
+                self.recordings_made += 1;
+                self.recorded.push(RecordedForward { shape, parts });
+                self.recorded.len() - 1
+            }
+        };
+        // Most recently used last.
+        let mut rec = self.recorded.remove(i);
+        let result = self.run(c, &mut rec.parts, shape);
+        self.recorded.push(rec);
+        result
+    }
+
+    /// Writes the batch's inputs to the staging buffer: the step block (pos0), x (n, d), then
+    /// cos/sin (2, n, half) of the global and the local table.
+    fn write_inputs(&self, model: &Model, tokens: &[u32], pos0: usize) -> Result<()> {
+        let n = tokens.len();
+        let half = model.config.n_rot / 2;
         let s = &self.s;
-        s.stage_in.write(0, f32_bytes(&x0))?;
+        s.stage_in.write(0, &(pos0 as u32).to_le_bytes())?;
+        let x0 = model.embed(tokens);
+        s.stage_in.write(STEP_BYTES, f32_bytes(&x0))?;
         let cs_bytes = (2 * n * half * 4) as u64;
-        let x_bytes = (n * d * 4) as u64;
         let tables = [Some(&model.rope), model.rope_local.as_ref()];
         for (i, table) in tables.iter().enumerate() {
             if let Some(t) = table {
@@ -242,52 +336,30 @@ impl VulkanForward {
                     let r = tok * half..(tok + 1) * half;
                     t.angles(pos0 + tok, &mut cos[r.clone()], &mut sin[r]);
                 }
-                s.stage_in.write(x_bytes + i as u64 * cs_bytes, f32_bytes(&cos))?;
-                s.stage_in.write(x_bytes + i as u64 * cs_bytes + cs_bytes / 2, f32_bytes(&sin))?;
+                let at = STEP_BYTES + (n * model.config.n_embd * 4) as u64 + i as u64 * cs_bytes;
+                s.stage_in.write(at, f32_bytes(&cos))?;
+                s.stage_in.write(at + cs_bytes / 2, f32_bytes(&sin))?;
             }
         }
-        let mut r = Recorder::new(&self.gpu)?;
-        r.copy(&s.stage_in, 0, &s.x, 0, x_bytes)?;
-        r.copy(&s.stage_in, x_bytes, &s.cs_global, 0, cs_bytes)?;
-        if model.rope_local.is_some() {
-            r.copy(&s.stage_in, x_bytes + cs_bytes, &s.cs_local, 0, cs_bytes)?;
-        }
-        for (l, layer) in self.layers.iter().enumerate() {
-            record_layer(&mut r, s, model, l, layer, n, pos0)?;
-        }
-        let Some((norm, out)) = &self.output else {
-            r.copy(&s.x, 0, &s.stage_out, 0, x_bytes)?;
-            r.submit()?;
-            let mut x = vec![0.0f32; n * d];
+        Ok(())
+    }
+
+    /// Submits a shape's recorded parts and reads the results back.
+    fn run(&self, c: &ModelConfig, parts: &mut [Recording], shape: Shape) -> Result<DeviceResult> {
+        let s = &self.s;
+        if self.output.is_none() {
+            parts[0].submit()?;
+            let mut x = vec![0.0f32; shape.n * c.n_embd];
             s.stage_out.read(0, bytemuck::cast_slice_mut(&mut x))?;
             return Ok(DeviceResult::Residual(x));
-        };
-        // Output: the wanted rows only, normalized, then the logits a group of rows at a time.
-        let n_out = n.saturating_sub(logits_from);
-        let mut logits = vec![0.0f32; n_out * c.n_vocab];
-        if n_out == 0 {
-            r.submit()?;
+        }
+        let mut logits = vec![0.0f32; shape.n_out * c.n_vocab];
+        if shape.n_out == 0 {
+            parts[0].submit()?;
             return Ok(DeviceResult::Logits(logits));
         }
-        let eps = c.rms_eps.to_bits();
-        let first = (n - n_out) as u32;
-        r.dispatch(
-            Shader::RmsNorm,
-            &[&s.x, norm, &s.xn],
-            &[d as u32, n_out as u32, first * d as u32, eps],
-            n_out as u32,
-        )?;
-        let mut r = Some(r);
-        for (g, rows) in logits.chunks_mut(self.logit_rows * c.n_vocab).enumerate() {
-            let n_rows = rows.len() / c.n_vocab;
-            let mut rec = match r.take() {
-                Some(rec) => rec,
-                None => Recorder::new(&self.gpu)?,
-            };
-            let x_offset = g * self.logit_rows * d;
-            matvec(&mut rec, s, out, &s.xn, x_offset, n_rows, &s.logits)?;
-            rec.copy(&s.logits, 0, &s.stage_out, 0, (rows.len() * 4) as u64)?;
-            rec.submit()?;
+        for (part, rows) in parts.iter_mut().zip(logits.chunks_mut(self.logit_rows * c.n_vocab)) {
+            part.submit()?;
             s.stage_out.read(0, bytemuck::cast_slice_mut(rows))?;
         }
         if let Some(cap) = c.final_logit_softcap {
@@ -298,6 +370,54 @@ impl VulkanForward {
             }
         }
         Ok(DeviceResult::Logits(logits))
+    }
+
+    /// Records the forward of a batch shape (inputs as `write_inputs` lays them out).
+    fn record(&self, model: &Model, shape: Shape) -> Result<Vec<Recording>> {
+        let c = &model.config;
+        let (n, d) = (shape.n, c.n_embd);
+        let s = &self.s;
+        let x_bytes = (n * d * 4) as u64;
+        let cs_bytes = (2 * n * (c.n_rot / 2) * 4) as u64;
+        let mut r = Recorder::new(&self.gpu)?;
+        r.copy(&s.stage_in, 0, &s.step, 0, STEP_BYTES)?;
+        r.copy(&s.stage_in, STEP_BYTES, &s.x, 0, x_bytes)?;
+        r.copy(&s.stage_in, STEP_BYTES + x_bytes, &s.cs_global, 0, cs_bytes)?;
+        if model.rope_local.is_some() {
+            r.copy(&s.stage_in, STEP_BYTES + x_bytes + cs_bytes, &s.cs_local, 0, cs_bytes)?;
+        }
+        for (l, layer) in self.layers.iter().enumerate() {
+            record_layer(&mut r, s, model, l, layer, n)?;
+        }
+        let Some((norm, out)) = &self.output else {
+            r.copy(&s.x, 0, &s.stage_out, 0, x_bytes)?;
+            return Ok(vec![r.finish()?]);
+        };
+        if shape.n_out == 0 {
+            return Ok(vec![r.finish()?]);
+        }
+        // Output: the wanted rows only, normalized, then the logits a group of rows at a time
+        // (one part per group: the host reads each group from stage_out).
+        let first = (n - shape.n_out) as u32;
+        r.dispatch(
+            Shader::RmsNorm,
+            &[&s.x, norm, &s.xn],
+            &[d as u32, shape.n_out as u32, first * d as u32, c.rms_eps.to_bits()],
+            shape.n_out as u32,
+        )?;
+        let mut parts = Vec::new();
+        let mut r = Some(r);
+        for g in 0..shape.n_out.div_ceil(self.logit_rows) {
+            let n_rows = self.logit_rows.min(shape.n_out - g * self.logit_rows);
+            let mut rec = match r.take() {
+                Some(rec) => rec,
+                None => Recorder::new(&self.gpu)?,
+            };
+            matvec(&mut rec, s, out, &s.xn, g * self.logit_rows * d, n_rows, &s.logits)?;
+            rec.copy(&s.logits, 0, &s.stage_out, 0, (n_rows * c.n_vocab * 4) as u64)?;
+            parts.push(rec.finish()?);
+        }
+        Ok(parts)
     }
 }
 
@@ -340,7 +460,6 @@ fn record_layer(
     l: usize,
     w: &DeviceLayer,
     n: usize,
-    pos0: usize,
 ) -> Result<()> {
     let c = &model.config;
     let (d, hd, hdv, n_ff) = (c.n_embd as u32, c.head_dim as u32, c.head_dim_v as u32, c.n_ff as u32);
@@ -379,24 +498,17 @@ fn record_layer(
         &[nt, n_kv, hd, c.n_rot as u32, neox],
         groups(n * c.n_head_kv * half),
     )?;
-    let (kv_row, v_row) = ((n_kv * hd * 4) as u64, (n_kv * hdv * 4) as u64);
-    r.copy(&s.k, 0, &w.k_cache, pos0 as u64 * kv_row, n as u64 * kv_row)?;
-    r.copy(&s.v, 0, &w.v_cache, pos0 as u64 * v_row, n as u64 * v_row)?;
+    // The KV write: rows at pos0 (from the step block) of the layer's cache.
+    let (kv_row, v_row) = (n_kv * hd, n_kv * hdv);
+    r.dispatch(Shader::KvStore, &[&s.k, &w.k_cache, &s.step], &[kv_row, nt], groups(n * kv_row as usize))?;
+    r.dispatch(Shader::KvStore, &[&s.v, &w.v_cache, &s.step], &[v_row, nt], groups(n * v_row as usize))?;
     if c.q_scale != 1.0 {
         let len = nt * n_head * hd;
         r.dispatch(Shader::Axpy, &[&s.q, &s.q], &[len, 0, c.q_scale.to_bits()], groups(len as usize))?;
     }
-    let push = [
-        nt,
-        n_head,
-        (c.gqa_group()) as u32,
-        hd,
-        hdv,
-        pos0 as u32,
-        window.unwrap_or(0) as u32,
-        c.kq_scale.to_bits(),
-    ];
-    r.dispatch(Shader::Attention, &[&s.q, &w.k_cache, &w.v_cache, &s.att], &push, nt * n_head)?;
+    let push =
+        [nt, n_head, (c.gqa_group()) as u32, hd, hdv, window.unwrap_or(0) as u32, c.kq_scale.to_bits()];
+    r.dispatch(Shader::Attention, &[&s.q, &w.k_cache, &w.v_cache, &s.att, &s.step], &push, nt * n_head)?;
     matvec(r, s, &w.wo, &s.att, 0, n, &s.proj)?;
     if let Some(pn) = &w.post_attn_norm {
         norm(r, &s.proj, pn, &s.proj, d, nt)?;

@@ -12,20 +12,23 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fovea_kernels::ops::{RopeTable, ValueOrder};
+use fovea_kernels::ops::{RopeTable, ValueAcc, ValueOrder};
 
 use super::gather::{gather, rerotate, Gathered};
 use super::mode::{KvMode, PositionMode, Scoring};
-use super::select::{
-    dilated_positions, merge, top_pages_by_bound, top_pages_by_mean, top_pages_exact, Queries,
-};
-use super::sparse::SparseKv;
+use super::select::{dilated_positions, merge, select_pages, top_pages_exact, Queries, Want};
+use super::sparse::{Memo, SparseKv};
 use crate::attention::AttnShape;
 use crate::matmul::Compute;
 use crate::threadpool::SharedMut;
 
 /// Attention of the batch's queries q (n, n_head * hd) at positions pos0..pos0 + n over the
 /// entries the mode chooses -> out (n, n_head * hdv). Keys and values of the batch are stored.
+///
+/// A single-token chunk (generation) within `select_chunk` positions of the last selection of
+/// its layer and KV head reuses that selection's gathered memory (`Memo`) instead of choosing
+/// and gathering again: decoding then shares one selection per `select_chunk` positions, as
+/// prompt processing does, and pays for selection and gathering once per chunk.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     compute: &Compute,
@@ -41,28 +44,32 @@ pub fn attention(
     let n = q.len() / (n_head * hd).max(1);
     let n_kv = n_head / group.max(1);
     let chunk = kv.plan.select_chunk;
-    let n_items = n.div_ceil(chunk) * n_kv;
+    // One decoded token has only n_kv chunk items, too few to keep two threads busy: it is
+    // split by query head (the heads of a KV head share its selection through the memo).
+    let heads = if n == 1 { 1 } else { group };
+    let per_kv = group / heads.max(1);
+    let n_items = n.div_ceil(chunk) * n_kv * per_kv;
     let ops = compute.ops;
     let order = ValueOrder::for_batch(n);
     let next = AtomicUsize::new(0);
     let out = SharedMut::new(out);
     compute.pool.run(&|_| {
-        let mut g = Gathered::default();
+        let mut fresh = Gathered::default(); // memory entries chosen by this chunk
+        let mut win = Gathered::default(); // the window region
         let mut qs: Vec<f32> = Vec::new(); // (chunk * group, hd) the chunk's queries of this KV head
         let mut eff: Vec<usize> = Vec::new(); // (m,) positions the keys are rotated to
         let mut s: Vec<f32> = Vec::new(); // (m,) one query's scores, then weights
+        let mut acc = ValueAcc::new(order, hdv);
         loop {
             let item = next.fetch_add(1, Ordering::Relaxed);
             if item >= n_items {
                 break;
             }
-            let (h, t0) = (item % n_kv, item / n_kv * chunk);
+            let (sub, rest) = (item % per_kv, item / per_kv);
+            let (h, t0) = (rest % n_kv, rest / n_kv * chunk);
+            let my_heads = sub * heads..(sub + 1) * heads;
             let t1 = (t0 + chunk).min(n);
             let (p0, p1) = (pos0 + t0, pos0 + t1);
-            qs.clear();
-            for t in t0..t1 {
-                qs.extend_from_slice(&q[(t * n_head + h * group) * hd..(t * n_head + (h + 1) * group) * hd]);
-            }
             let (sinks, window, budget) = match kv.local[layer] {
                 Some(w) => (0, w, w),
                 None => (kv.plan.sinks, kv.plan.window, kv.plan.budget),
@@ -70,47 +77,118 @@ pub fn attention(
             // Everything fits: every query sees 0..=p.
             let fits = p1 <= budget;
             let wstart = if fits { 0 } else { (p0 + 1).saturating_sub(window) };
-            let mut ranges = if fits || kv.local[layer].is_some() {
-                Vec::new()
-            } else {
-                let queries = Queries { q: &qs, hd, scale: kq_scale };
-                memory(kv, compute, layer, h, queries, sinks, wstart)
+            let renumbered = !fits && renumber(kv, p1);
+            let choose = !fits && kv.local[layer].is_none();
+            // Only the chunk ending the batch touches the memo, so chunks never wait on each other.
+            let keeps = choose && t1 == n;
+            let usable = |m: &Memo| {
+                m.made_for(p1 - 1, renumbered) || (t1 - t0 == 1 && m.valid_for(p0, chunk, renumbered))
             };
-            let n_mem: usize = ranges.iter().map(|r| r.len()).sum();
-            ranges.push(wstart..p1);
-            gather(&kv.store, layer, h, &ranges, &mut g);
-            if n_mem > 0 && renumber(kv, p1) {
-                eff.clear();
-                eff.extend(g.pos[..n_mem].iter().enumerate().map(|(i, &p)| match kv.plan.positions {
-                    PositionMode::Fixed => (wstart - 1).max(p),
-                    _ => (wstart - n_mem + i).max(p),
-                }));
-                rerotate(rope, &mut g.keys[..n_mem * hd], hd, &g.pos[..n_mem], &eff);
+            let mut writer = if keeps && !usable(&kv.memo_read(layer, h)) {
+                // Another head of this KV head may have chosen while we waited for the lock.
+                Some(kv.memo_write(layer, h)).filter(|m| !usable(m))
+            } else {
+                None
+            };
+            if choose && (!keeps || writer.is_some()) {
+                qs.clear();
+                for t in t0..t1 {
+                    qs.extend_from_slice(
+                        &q[(t * n_head + h * group) * hd..(t * n_head + (h + 1) * group) * hd],
+                    );
+                }
+                let queries = Queries { q: &qs, hd, scale: kq_scale };
+                let ranges = memory(kv, compute, layer, h, queries, sinks, wstart);
+                gather(&kv.store, layer, h, &ranges, &mut fresh);
+                let n_mem = fresh.pos.len();
+                if n_mem > 0 && renumbered {
+                    eff.clear();
+                    eff.extend(fresh.pos.iter().enumerate().map(|(i, &p)| match kv.plan.positions {
+                        PositionMode::Fixed => (wstart - 1).max(p),
+                        _ => (wstart - n_mem + i).max(p),
+                    }));
+                    rerotate(rope, &mut fresh.keys, hd, &fresh.pos, &eff);
+                }
+                // The chunk ending the batch leaves its selection to the decoding steps after it.
+                if let Some(m) = writer.as_mut() {
+                    m.keep(p1 - 1, renumbered, &mut fresh);
+                }
             }
+            drop(writer);
+            let memo = if keeps { Some(kv.memo_read(layer, h)) } else { None };
+            if !choose {
+                fresh.clear();
+            }
+            let mem: &Gathered = memo.as_ref().map_or(&fresh, |m| &m.g);
+            let n_mem = mem.pos.len();
+            // The window region (offsets from wstart): read in place from f32 pages, one slice
+            // per page, or gathered when the pages hold f16/q8_0.
+            let segs = window_segments(kv, layer, h, wstart..p1).unwrap_or_else(|| {
+                gather(&kv.store, layer, h, std::slice::from_ref(&(wstart..p1)), &mut win);
+                vec![(0..p1 - wstart, &win.keys[..], &win.values[..])]
+            });
 
             for t in t0..t1 {
                 let p = pos0 + t;
                 let len = n_mem + (p + 1 - wstart);
                 // Window region entries this query sees: positions max(p+1-W, wstart)..=p.
-                let lo = if fits { 0 } else { n_mem + (p + 1).saturating_sub(window).max(wstart) - wstart };
+                let lo = if fits { 0 } else { (p + 1).saturating_sub(window).max(wstart) - wstart };
+                let hi = p + 1 - wstart;
                 s.resize(len, 0.0);
-                for j in 0..group {
+                for j in my_heads.clone() {
                     let head = h * group + j;
                     let qh = &q[(t * n_head + head) * hd..(t * n_head + head + 1) * hd];
                     s.fill(f32::NEG_INFINITY);
+                    let (sm, sw) = s.split_at_mut(n_mem);
                     if n_mem > 0 {
-                        ops.attn_scores(qh, &g.keys[..n_mem * hd], kq_scale, &mut s[..n_mem]);
+                        ops.attn_scores(qh, &mem.keys[..n_mem * hd], kq_scale, sm);
                     }
-                    ops.attn_scores(qh, &g.keys[lo * hd..len * hd], kq_scale, &mut s[lo..len]);
+                    for (r, k, _) in &segs {
+                        let (a, b) = (r.start.max(lo), r.end.min(hi));
+                        if a < b {
+                            let k = &k[(a - r.start) * hd..(b - r.start) * hd];
+                            ops.attn_scores(qh, k, kq_scale, &mut sw[a..b]);
+                        }
+                    }
                     ops.softmax(&mut s);
+                    // Past the budget no bit has to match the dense cache: take the faster
+                    // batched order (16 accumulators in registers, not 64 spilled ones).
+                    acc.reset(if fits { order } else { ValueOrder::Gemm }, hdv);
+                    if n_mem > 0 {
+                        ops.attn_values_add(&mut acc, &s[..n_mem], &mem.values[..n_mem * hdv]);
+                    }
+                    for (r, _, v) in &segs {
+                        let (a, b) = (r.start.max(lo), r.end.min(hi));
+                        if a < b {
+                            let v = &v[(a - r.start) * hdv..(b - r.start) * hdv];
+                            ops.attn_values_add(&mut acc, &s[n_mem + a..n_mem + b], v);
+                        }
+                    }
                     // SAFETY: item (KV head h, tokens t0..t1) alone writes its group's heads of
                     // those tokens.
                     let o = unsafe { out.range((t * n_head + head) * hdv, hdv) };
-                    ops.attn_values(&s, &g.values[..len * hdv], order, o);
+                    ops.attn_values_finish(&acc, o);
                 }
             }
         }
     });
+}
+
+/// A window region's rows per page, read in place: (offsets from the region's start, keys
+/// (n, hd), values (n, hdv)); None if any page cannot be read as f32 in place.
+type Segment<'a> = (Range<usize>, &'a [f32], &'a [f32]);
+
+fn window_segments(kv: &SparseKv, layer: usize, h: usize, region: Range<usize>) -> Option<Vec<Segment<'_>>> {
+    let page = kv.plan.page;
+    let mut out = Vec::with_capacity(region.len() / page + 2);
+    let mut p = region.start;
+    while p < region.end {
+        let end = ((p / page + 1) * page).min(region.end);
+        let (k, v) = kv.store.f32_rows(layer, h, p..end)?;
+        out.push((p - region.start..end - region.start, k, v));
+        p = end;
+    }
+    Some(out)
 }
 
 /// Whether the chunk ending before p1 attends at re-numbered positions.
@@ -151,32 +229,26 @@ fn memory(
             }
             let n_eligible = mem_end / page;
             let index = &kv.index[layer][h];
-            let pages = match plan.scoring {
-                Scoring::Bound => {
-                    let (p, nodes) = top_pages_by_bound(index, qs, n_eligible, k, &[]);
-                    kv.stats.add(nodes, n_eligible);
-                    p
-                }
-                Scoring::Mean => {
-                    kv.stats.add(n_eligible, n_eligible);
-                    top_pages_by_mean(index, qs, n_eligible, k, &[])
-                }
-                Scoring::Union => {
-                    let (mut p, nodes) = top_pages_by_bound(index, qs, n_eligible, k.div_ceil(2), &[]);
-                    kv.stats.add(nodes + n_eligible, n_eligible);
-                    let more = top_pages_by_mean(index, qs, n_eligible, k - p.len(), &p);
-                    p.extend(more);
-                    p
-                }
-                Scoring::Exact => {
-                    let mut keys = Gathered::default();
-                    let eligible = sinks.start..n_eligible * page;
-                    gather(&kv.store, layer, h, std::slice::from_ref(&eligible), &mut keys);
-                    kv.stats.add(n_eligible, n_eligible);
-                    let scores =
-                        |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
-                    top_pages_exact(qs, &keys.keys, page, k, &[], &scores)
-                }
+            let dots = |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
+            let half = k.div_ceil(2);
+            let (by_bound, by_mean, beam_factor) = match plan.scoring {
+                Scoring::Bound => (k, 0, plan.beam),
+                Scoring::Mean => (0, k, plan.beam),
+                Scoring::Union => (half, k - half, plan.beam),
+                Scoring::UnionFlat => (half, k - half, usize::MAX),
+                Scoring::Exact => (0, 0, 0),
+            };
+            let pages = if plan.scoring == Scoring::Exact {
+                let mut keys = Gathered::default();
+                let eligible = sinks.start..n_eligible * page;
+                gather(&kv.store, layer, h, std::slice::from_ref(&eligible), &mut keys);
+                kv.stats.add(n_eligible, n_eligible);
+                top_pages_exact(qs, &keys.keys, page, k, &dots)
+            } else {
+                let (p, nodes) =
+                    select_pages(index, qs, n_eligible, Want { by_bound, by_mean, beam_factor }, &dots);
+                kv.stats.add(nodes, n_eligible);
+                p
             };
             let mut r = vec![sinks];
             r.extend(pages.into_iter().map(|p| p * page..(p + 1) * page));

@@ -18,6 +18,14 @@ pub struct Gathered {
     pub values: Vec<f32>,
 }
 
+impl Gathered {
+    pub fn clear(&mut self) {
+        self.pos.clear();
+        self.keys.clear();
+        self.values.clear();
+    }
+}
+
 /// out <- the entries at the positions of `ranges` (ascending, disjoint) of KV head `h`.
 pub fn gather(store: &PagedStore, layer: usize, h: usize, ranges: &[Range<usize>], out: &mut Gathered) {
     let sh = store.shape();

@@ -82,22 +82,25 @@ pub enum Scoring {
     Bound,
     /// q . mean key, softmax over pages (ranks best for perplexity in the prototype).
     Mean,
-    /// Half the pages by bound, the other half by mean key.
+    /// Half the pages by bound, the other half by mean key, each found by the beam descent.
     #[default]
     Union,
+    /// `Union` with every page scored (no beam): what the descent loses is measured against it.
+    UnionFlat,
     /// Reads every key of every page: the attention mass each page would get. An oracle for
     /// measuring what the summaries lose, not an index.
     Exact,
 }
 
 impl Scoring {
-    pub const NAMES: &'static str = "bound, mean, union, exact";
+    pub const NAMES: &'static str = "bound, mean, union, union-flat, exact";
 
     pub fn from_name(s: &str) -> Option<Scoring> {
         Some(match s {
             "bound" => Scoring::Bound,
             "mean" => Scoring::Mean,
             "union" => Scoring::Union,
+            "union-flat" => Scoring::UnionFlat,
             "exact" => Scoring::Exact,
             _ => return None,
         })
@@ -108,6 +111,7 @@ impl Scoring {
             Scoring::Bound => "bound",
             Scoring::Mean => "mean",
             Scoring::Union => "union",
+            Scoring::UnionFlat => "union-flat",
             Scoring::Exact => "exact",
         }
     }
@@ -158,8 +162,10 @@ pub struct KvOptions {
     pub kv_type: KvType,
     pub scoring: Scoring,
     pub positions: PositionMode,
-    /// Queries that share one selection during prompt processing.
+    /// Queries that share one selection: consecutive prompt tokens, or decoded positions.
     pub select_chunk: usize,
+    /// Tree nodes the descent keeps per level and ranking, as a multiple of the pages wanted.
+    pub beam: usize,
 }
 
 impl Default for KvOptions {
@@ -175,6 +181,7 @@ impl Default for KvOptions {
             scoring: Scoring::default(),
             positions: PositionMode::Auto,
             select_chunk: DEFAULT_SELECT_CHUNK,
+            beam: DEFAULT_BEAM,
         }
     }
 }
@@ -187,6 +194,8 @@ pub const DEFAULT_PAGE: usize = 16;
 /// 18.19 / 18.01 / 17.96 / 17.97 (full 17.57, window 18.38). The scoring cost is the same
 /// (queries x pages); only gathers multiply.
 pub const DEFAULT_SELECT_CHUNK: usize = 8;
+/// Beam of the tree descent, per ranking, in multiples of the pages that ranking picks.
+pub const DEFAULT_BEAM: usize = 2;
 
 /// A resolved split of the budget: what every query of a non-full mode attends to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,6 +214,7 @@ pub struct KvPlan {
     pub scoring: Scoring,
     pub positions: PositionMode,
     pub select_chunk: usize,
+    pub beam: usize,
 }
 
 impl KvOptions {
@@ -216,6 +226,9 @@ impl KvOptions {
         let page = self.page.unwrap_or(DEFAULT_PAGE);
         if page == 0 {
             return bad("--kv-page must be at least 1".into());
+        }
+        if self.beam == 0 {
+            return bad("--kv-beam must be at least 1".into());
         }
         if self.select_chunk == 0 {
             return bad("the selection chunk must be at least 1 query".into());
@@ -265,6 +278,7 @@ impl KvOptions {
             scoring: self.scoring,
             positions: self.positions,
             select_chunk: self.select_chunk,
+            beam: self.beam,
         })
     }
 }

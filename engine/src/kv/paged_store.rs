@@ -7,6 +7,7 @@
 //! sliding-window layer's past) are dropped.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use super::codec::{decode, encode, row_bytes};
 use super::mode::KvType;
@@ -182,6 +183,25 @@ impl PagedStore {
             Some(Page::Spilled(slot)) => self.spill.as_ref().map_or(&[], |s| s.read(*slot)),
             _ => &[],
         }
+    }
+
+    /// The keys (n, hd) and values (n, hdv) of KV head `h` at positions `r` (all in one page),
+    /// read in place: None unless the pages hold f32 and this one is present and 4-byte aligned
+    /// (then the caller gathers instead).
+    pub fn f32_rows(&self, layer: usize, h: usize, r: Range<usize>) -> Option<(&[f32], &[f32])> {
+        let sh = self.shape;
+        if sh.ty != KvType::F32
+            || cfg!(target_endian = "big")
+            || r.is_empty()
+            || r.start / sh.tokens != (r.end - 1) / sh.tokens
+        {
+            return None;
+        }
+        let bytes = self.page(layer, r.start / sh.tokens);
+        let (s0, s1) = (r.start % sh.tokens, (r.end - 1) % sh.tokens + 1);
+        let k = bytes.get(sh.k_at(h, s0)..sh.k_at(h, s1))?;
+        let v = bytes.get(sh.v_at(h, s0)..sh.v_at(h, s1))?;
+        Some((bytemuck::try_cast_slice(k).ok()?, bytemuck::try_cast_slice(v).ok()?))
     }
 
     /// k (hd,) <- the key of KV head `h` at `pos`; zeros if the page is gone.

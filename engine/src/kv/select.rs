@@ -1,19 +1,24 @@
 //! Choosing the older tokens a chunk of queries attends to, beyond sinks and the recent window.
 //!
-//! Fovea scores pages for a chunk of queries Q (n_q, hd) (the chunk's tokens times the KV head's
-//! GQA group) by one number per page. For the bound the number is
-//!   f(page) = sum_q exp(s (ub_q(page) - c_q)),   ub_q = Quest's bound, c_q = ub_q(root),
-//! a smooth max over the queries. It only grows with each ub_q, and a tree node's ub_q is never
-//! below its pages', so f(node) >= f(page) for every page under the node: best-first descent from
-//! the root pops pages in exactly the order of f, visiting about k * depth * BRANCHING nodes
-//! instead of every page. Mean-key scoring sums each query's softmax over the pages' q.mean;
-//! it has no bound, so it scores every page (1/P of a full attention's score cost).
+//! Fovea ranks pages two ways for a chunk of queries Q (n_q, hd) (the chunk's tokens times the
+//! KV head's GQA group), and takes some pages by each:
+//! - **bound**: f(node) = sum_q exp(s (ub_q(node) - c_q)), ub_q = Quest's bound q.mid + |q|.half,
+//!   c_q = ub_q(root): a smooth max over the queries of the best q.k the node could hold. It
+//!   keeps needles: one key that matches one query lifts its page.
+//! - **mean**: sum_q softmax_q(s q.mean) over the candidate nodes: the attention mass the nodes'
+//!   mean keys would draw. It ranks pages best for perplexity.
+//!
+//! Both are computed with the attention-score kernel (SIMD), over blocks of sibling nodes.
+//! The descent is a beam search from the root: at each level the candidates are the children
+//! of the kept nodes; when there are more than the beam holds, they are scored and the best
+//! `beam` by each ranking are kept. Scoring cost per selection is then about
+//! levels x 2 x beam x BRANCHING nodes, growing with the log of the context; with an unlimited
+//! beam the descent scores every page and equals the flat scan (`--kv-score union-flat`), which
+//! is how what the beam loses is measured.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::ops::Range;
 
-use super::summaries::{bound, HeadIndex, BRANCHING};
+use super::summaries::{bound, HeadIndex, Level, BRANCHING};
 
 /// The attention score kernel: (q (hd,), keys (n, hd), scale, scores (n,)).
 pub type ScoreFn<'a> = &'a dyn Fn(&[f32], &[f32], f32, &mut [f32]);
@@ -32,139 +37,167 @@ impl Queries<'_> {
     }
 }
 
-/// A node in the best-first queue, ordered by score (ties: lower level, then lower index first).
-struct Cand {
-    score: f32,
-    level: usize,
-    node: usize,
+/// How many pages to take by each ranking, and how wide the beam is (nodes kept per level and
+/// ranking, as a multiple of the pages wanted by it; `usize::MAX`: score every page).
+#[derive(Clone, Copy, Debug)]
+pub struct Want {
+    pub by_bound: usize,
+    pub by_mean: usize,
+    pub beam_factor: usize,
 }
 
-impl PartialEq for Cand {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Cand {}
-impl PartialOrd for Cand {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Cand {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.score.total_cmp(&o.score).then(o.level.cmp(&self.level)).then(o.node.cmp(&self.node))
+/// Nodes kept per level by a ranking that wants `k` pages.
+fn beam_width(k: usize, factor: usize) -> usize {
+    if k == 0 {
+        0
+    } else {
+        k.saturating_mul(factor).max(BRANCHING)
     }
 }
 
-/// Per-query normalizers c_q = ub_q(root) (n_q,).
-fn root_bounds(index: &HeadIndex, qs: Queries<'_>) -> Vec<f32> {
-    let hd = qs.hd;
-    let top = &index.levels[index.levels.len() - 1];
-    qs.rows()
-        .map(|q| {
-            (0..top.len(hd))
-                .map(|n| bound(q, &top.min[n * hd..(n + 1) * hd], &top.max[n * hd..(n + 1) * hd]))
-                .fold(f32::NEG_INFINITY, f32::max)
-        })
-        .collect()
-}
-
-/// f(node) of one node of one level.
-fn node_score(index: &HeadIndex, level: usize, node: usize, qs: Queries<'_>, c: &[f32]) -> f32 {
-    let hd = qs.hd;
-    let l = &index.levels[level];
-    let (min, max) = (&l.min[node * hd..(node + 1) * hd], &l.max[node * hd..(node + 1) * hd]);
-    qs.rows().zip(c).map(|(q, &cq)| (qs.scale * (bound(q, min, max) - cq)).exp()).sum()
-}
-
-/// The `k` pages among 0..n_eligible (not in `exclude`) with the highest bound score, best
-/// first, found by descending the tree. Returns the pages and the number of nodes scored.
-pub fn top_pages_by_bound(
+/// The chosen pages (bound picks first, then mean picks; distinct, all < n_eligible) and the
+/// number of nodes scored.
+pub fn select_pages(
     index: &HeadIndex,
     qs: Queries<'_>,
     n_eligible: usize,
-    k: usize,
-    exclude: &[usize],
+    want: Want,
+    dots: ScoreFn<'_>,
 ) -> (Vec<usize>, usize) {
-    let hd = qs.hd;
-    let mut picked = Vec::with_capacity(k);
-    if k == 0 || n_eligible == 0 || index.n_pages(hd) == 0 {
-        return (picked, 0);
+    let n_eligible = n_eligible.min(index.n_pages());
+    let k = want.by_bound + want.by_mean;
+    if k == 0 || n_eligible == 0 {
+        return (Vec::new(), 0);
     }
-    let c = root_bounds(index, qs);
+    let (wb, wm) = (beam_width(want.by_bound, want.beam_factor), beam_width(want.by_mean, want.beam_factor));
+    let mut sc = Scorer::new(index, qs, want.by_bound > 0, want.by_mean > 0, dots);
     let top = index.levels.len() - 1;
-    // First page under node n of level l: n * BRANCHING^l.
-    let first_page = |level: usize, node: usize| node * BRANCHING.pow(level as u32);
-    let mut heap = BinaryHeap::new();
+    // Eligible nodes of level l: those whose first page is eligible.
+    let eligible = |l: usize| n_eligible.div_ceil(BRANCHING.pow(l as u32));
+    let mut cands: Vec<usize> = (0..eligible(top)).collect();
     let mut scored = 0;
-    for node in 0..index.levels[top].len(hd) {
-        if first_page(top, node) < n_eligible {
-            heap.push(Cand { score: node_score(index, top, node, qs, &c), level: top, node });
-            scored += 1;
+    for l in (0..=top).rev() {
+        if l == 0 {
+            scored += cands.len();
+            sc.score(&index.levels[0], &cands);
+            let mut picked = sc.top(want.by_bound.min(cands.len()), &[], true);
+            let more = sc.top(k.min(cands.len()) - picked.len(), &picked, false);
+            picked.extend(more);
+            return (picked, scored);
+        }
+        let kept = if cands.len() <= wb.max(wm) {
+            cands
+        } else {
+            scored += cands.len();
+            sc.score(&index.levels[l], &cands);
+            let mut kept = sc.top(wb, &[], true);
+            let by_mean = sc.top(wm, &kept, false);
+            kept.extend(by_mean);
+            kept.sort_unstable();
+            kept
+        };
+        let below = eligible(l - 1);
+        cands = kept.iter().flat_map(|&n| n * BRANCHING..((n + 1) * BRANCHING).min(below)).collect();
+    }
+    (Vec::new(), scored)
+}
+
+/// Scores candidate nodes of one level for a chunk's queries.
+struct Scorer<'a> {
+    qs: Queries<'a>,
+    dots: ScoreFn<'a>,
+    want_bound: bool,
+    want_mean: bool,
+    /// abs (n_q, hd): |q| per row, the weights of the half-widths.
+    abs: Vec<f32>,
+    /// c (n_q,): each row's bound at the root, so exp() of the bound score stays <= 1.
+    c: Vec<f32>,
+    /// The candidates of the last `score` and their scores (n_cand,).
+    cands: Vec<usize>,
+    bound: Vec<f32>,
+    mean: Vec<f32>,
+    /// Scratch (n_cand,): one row's dots.
+    s1: Vec<f32>,
+    s2: Vec<f32>,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(index: &HeadIndex, qs: Queries<'a>, want_bound: bool, want_mean: bool, dots: ScoreFn<'a>) -> Self {
+        let hd = qs.hd;
+        let root = &index.levels[index.levels.len() - 1];
+        let c = qs.rows().map(|q| bound(q, &root.mid[..hd], &root.half[..hd])).collect();
+        Scorer {
+            qs,
+            dots,
+            want_bound,
+            want_mean,
+            abs: qs.q.iter().map(|x| x.abs()).collect(),
+            c,
+            cands: Vec::new(),
+            bound: Vec::new(),
+            mean: Vec::new(),
+            s1: Vec::new(),
+            s2: Vec::new(),
         }
     }
-    while let Some(Cand { level, node, .. }) = heap.pop() {
-        if level == 0 {
-            if !exclude.contains(&node) {
-                picked.push(node);
-                if picked.len() == k {
-                    break;
+
+    /// Scores `cands` (ascending node indices of `level`).
+    fn score(&mut self, level: &Level, cands: &[usize]) {
+        let (hd, n) = (self.qs.hd, cands.len());
+        self.cands.clear();
+        self.cands.extend_from_slice(cands);
+        self.bound.clear();
+        self.bound.resize(n, 0.0);
+        self.mean.clear();
+        self.mean.resize(n, 0.0);
+        self.s1.resize(n, 0.0);
+        self.s2.resize(n, 0.0);
+        let blocks = runs(cands);
+        for (r, q) in self.qs.rows().enumerate() {
+            let abs = &self.abs[r * hd..(r + 1) * hd];
+            if self.want_bound {
+                let mut i = 0;
+                for b in &blocks {
+                    let (s1, s2) = (&mut self.s1[i..i + b.len()], &mut self.s2[i..i + b.len()]);
+                    (self.dots)(q, &level.mid[b.start * hd..b.end * hd], 1.0, s1);
+                    (self.dots)(abs, &level.half[b.start * hd..b.end * hd], 1.0, s2);
+                    i += b.len();
+                }
+                let (s, c) = (self.qs.scale, self.c[r]);
+                for ((f, &a), &b) in self.bound.iter_mut().zip(&self.s1).zip(&self.s2) {
+                    *f += (s * (a + b - c)).exp();
                 }
             }
-            continue;
-        }
-        let children = node * BRANCHING..((node + 1) * BRANCHING).min(index.levels[level - 1].len(hd));
-        for child in children {
-            if first_page(level - 1, child) < n_eligible {
-                heap.push(Cand {
-                    score: node_score(index, level - 1, child, qs, &c),
-                    level: level - 1,
-                    node: child,
-                });
-                scored += 1;
+            if self.want_mean {
+                let mut i = 0;
+                for b in &blocks {
+                    let s1 = &mut self.s1[i..i + b.len()];
+                    (self.dots)(q, &level.mean[b.start * hd..b.end * hd], self.qs.scale, s1);
+                    i += b.len();
+                }
+                softmax_add(&self.s1, &mut self.mean);
             }
         }
     }
-    (picked, scored)
-}
 
-/// The same selection by scoring every eligible page (the reference the descent must equal).
-pub fn top_pages_by_bound_flat(
-    index: &HeadIndex,
-    qs: Queries<'_>,
-    n_eligible: usize,
-    k: usize,
-    exclude: &[usize],
-) -> Vec<usize> {
-    if index.n_pages(qs.hd) == 0 {
-        return Vec::new();
+    /// The `k` best scored candidates not in `exclude` by bound (or mean), best first (ties:
+    /// lower node first).
+    fn top(&self, k: usize, exclude: &[usize], by_bound: bool) -> Vec<usize> {
+        let scores = if by_bound { &self.bound } else { &self.mean };
+        top_k(&self.cands, scores, k, exclude)
     }
-    let c = root_bounds(index, qs);
-    let scores: Vec<f32> =
-        (0..n_eligible.min(index.n_pages(qs.hd))).map(|p| node_score(index, 0, p, qs, &c)).collect();
-    top_k(&scores, k, exclude)
 }
 
-/// The `k` pages among 0..n_eligible with the most mean-key softmax mass summed over queries.
-pub fn top_pages_by_mean(
-    index: &HeadIndex,
-    qs: Queries<'_>,
-    n_eligible: usize,
-    k: usize,
-    exclude: &[usize],
-) -> Vec<usize> {
-    let hd = qs.hd;
-    let n = n_eligible.min(index.n_pages(hd));
-    let means = &index.mean[..n * hd];
-    let mut mass = vec![0.0f32; n]; // (n,) summed softmax over pages
-    let mut s = vec![0.0f32; n]; // (n,) one query's page scores
-    for q in qs.rows() {
-        for (sj, m) in s.iter_mut().zip(means.chunks_exact(hd.max(1))) {
-            *sj = qs.scale * q.iter().zip(m).map(|(a, b)| a * b).sum::<f32>();
+/// Maximal runs of consecutive node indices in ascending `nodes`.
+fn runs(nodes: &[usize]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for &n in nodes {
+        match out.last_mut() {
+            Some(r) if r.end == n => r.end += 1,
+            _ => out.push(n..n + 1),
         }
-        softmax_add(&s, &mut mass);
     }
-    top_k(&mass, k, exclude)
+    out
 }
 
 /// The `k` pages with the most true attention mass: every key of every eligible page is scored.
@@ -175,7 +208,6 @@ pub fn top_pages_exact(
     keys: &[f32],
     page: usize,
     k: usize,
-    exclude: &[usize],
     scores: ScoreFn<'_>,
 ) -> Vec<usize> {
     let n_keys = keys.len() / qs.hd.max(1);
@@ -190,7 +222,8 @@ pub fn top_pages_exact(
     for (m, w) in mass.iter_mut().zip(per_key.chunks_exact(page.max(1))) {
         *m = w.iter().sum();
     }
-    top_k(&mass, k, exclude)
+    let pages: Vec<usize> = (0..n_pages).collect();
+    top_k(&pages, &mass, k, &[])
 }
 
 /// acc (n,) += softmax(s (n,)).
@@ -200,14 +233,6 @@ fn softmax_add(s: &[f32], acc: &mut [f32]) {
     for (a, &x) in acc.iter_mut().zip(s) {
         *a += (x - max).exp() / sum;
     }
-}
-
-/// Indices of the k largest scores not in `exclude`, largest first (ties: lower index first).
-fn top_k(scores: &[f32], k: usize, exclude: &[usize]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..scores.len()).filter(|i| !exclude.contains(i)).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx
 }
 
 /// LongNet's dilated grid beyond the window: positions before `end` (and from `from` on), taken
@@ -251,6 +276,21 @@ pub fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
     out
 }
 
+/// The ids of the k largest scores (ids[i] has scores[i]) not in `exclude`, largest first (ties:
+/// lower id first).
+fn top_k(ids: &[usize], scores: &[f32], k: usize, exclude: &[usize]) -> Vec<usize> {
+    let mut exclude = exclude.to_vec();
+    exclude.sort_unstable();
+    let mut idx: Vec<usize> = (0..ids.len()).filter(|&i| exclude.binary_search(&ids[i]).is_err()).collect();
+    let by_score = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, by_score);
+        idx.truncate(k);
+    }
+    idx.sort_by(by_score);
+    idx.into_iter().map(|i| ids[i]).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +300,13 @@ mod tests {
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
         (*seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    /// The scalar attention-score kernel.
+    fn dots(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+        for (o, k) in out.iter_mut().zip(keys.chunks_exact(q.len())) {
+            *o = scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>();
+        }
     }
 
     fn random_index(seed: &mut u64, hd: usize, pages: usize, per_page: usize) -> HeadIndex {
@@ -275,52 +322,99 @@ mod tests {
         idx
     }
 
+    /// Every eligible page scored with scalar code: bound picks, then mean picks.
+    fn naive(
+        index: &HeadIndex,
+        qs: Queries<'_>,
+        n_eligible: usize,
+        by_bound: usize,
+        by_mean: usize,
+    ) -> Vec<usize> {
+        let hd = qs.hd;
+        let (pages, root) = (&index.levels[0], index.levels.last().unwrap());
+        let n = n_eligible.min(index.n_pages());
+        let (mut fb, mut fm) = (vec![0.0f32; n], vec![0.0f32; n]);
+        for q in qs.rows() {
+            let c = bound(q, &root.mid[..hd], &root.half[..hd]);
+            let s: Vec<f32> = (0..n)
+                .map(|p| {
+                    qs.scale
+                        * q.iter().zip(&pages.mean[p * hd..(p + 1) * hd]).map(|(a, b)| a * b).sum::<f32>()
+                })
+                .collect();
+            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let z: f32 = s.iter().map(|x| (x - max).exp()).sum();
+            for p in 0..n {
+                let ub = bound(q, &pages.mid[p * hd..(p + 1) * hd], &pages.half[p * hd..(p + 1) * hd]);
+                fb[p] += (qs.scale * (ub - c)).exp();
+                fm[p] += (s[p] - max).exp() / z;
+            }
+        }
+        let ids: Vec<usize> = (0..n).collect();
+        let mut picked = top_k(&ids, &fb, by_bound, &[]);
+        let more = top_k(&ids, &fm, by_mean, &picked);
+        picked.extend(more);
+        picked
+    }
+
     #[test]
-    fn tree_descent_returns_the_true_top_k_pages_by_bound() {
+    fn an_unlimited_beam_equals_scoring_every_page() {
         let mut seed = 0x1234_5678_9abc_def1u64;
-        for (pages, n_q, k, eligible) in [
-            (1, 1, 1, 1),
-            (7, 3, 2, 7),
-            (64, 3, 8, 64),
-            (300, 24, 16, 290),
-            (513, 6, 31, 400),
-            (1000, 1, 50, 1000),
+        for (pages, n_q, by_bound, by_mean, eligible) in [
+            (1, 1, 1, 0, 1),
+            (7, 3, 2, 2, 7),
+            (64, 3, 4, 4, 64),
+            (300, 24, 8, 8, 290),
+            (513, 6, 16, 15, 400),
+            (1000, 1, 0, 50, 1000),
         ] {
             let hd = 16;
             let idx = random_index(&mut seed, hd, pages, 4);
             let q: Vec<f32> = (0..n_q * hd).map(|_| rng(&mut seed) * 2.0).collect();
             let qs = Queries { q: &q, hd, scale: 0.25 };
-            let exclude = if pages > 10 { vec![3, 5] } else { vec![] };
-            let (tree, scored) = top_pages_by_bound(&idx, qs, eligible, k, &exclude);
-            let flat = top_pages_by_bound_flat(&idx, qs, eligible, k, &exclude);
-            assert_eq!(tree, flat, "pages {pages}, queries {n_q}, k {k}");
-            assert!(tree.iter().all(|&p| p < eligible && !exclude.contains(&p)));
-            assert!(scored > 0);
+            let want = Want { by_bound, by_mean, beam_factor: usize::MAX };
+            let (got, scored) = select_pages(&idx, qs, eligible, want, &dots);
+            let expect = naive(&idx, qs, eligible, by_bound, by_mean);
+            assert_eq!(got, expect, "pages {pages}, queries {n_q}");
+            assert!(scored >= eligible.min(pages));
+            let mut distinct = got.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), got.len());
+            assert!(got.iter().all(|&p| p < eligible));
         }
     }
 
+    /// 2^15 pages of keys near -q with a few near +q: the beam finds them by bound, and scores
+    /// a number of nodes that grows with the log of the pages, not with the pages.
     #[test]
-    fn descent_scores_few_nodes_when_a_few_pages_stand_out() {
-        // 4096 pages of keys near -q, a few pages near +q: the tree should find them by scoring
-        // about k * depth * BRANCHING nodes, not every page.
-        let (hd, pages, per_page) = (16, 4096, 4);
-        let mut seed = 99u64;
+    fn a_narrow_beam_finds_needles_and_its_cost_grows_with_the_log_of_the_pages() {
+        let hd = 16;
         let q: Vec<f32> = (0..hd).map(|d| if d % 2 == 0 { 1.0 } else { -1.0 }).collect();
-        let needles = [17, 1000, 3999];
-        let mut idx = HeadIndex::new(hd);
-        for p in 0..pages {
-            let sign = if needles.contains(&p) { 1.0 } else { -1.0 };
-            for _ in 0..per_page {
-                let k: Vec<f32> = q.iter().map(|x| sign * x + 0.1 * rng(&mut seed)).collect();
-                idx.add_key(&k);
-            }
-            idx.finish_page();
-        }
         let qs = Queries { q: &q, hd, scale: 1.0 };
-        let (mut got, scored) = top_pages_by_bound(&idx, qs, pages, 3, &[]);
-        got.sort_unstable();
-        assert_eq!(got, needles);
-        assert!(scored < 3 * 5 * BRANCHING, "scored {scored} nodes for {pages} pages");
+        let want = Want { by_bound: 3, by_mean: 3, beam_factor: 2 };
+        let mut cost = Vec::new();
+        for pages in [512usize, 4096, 32768] {
+            let mut seed = 99u64;
+            let needles = [17, pages / 3, pages - 5];
+            let mut idx = HeadIndex::new(hd);
+            for p in 0..pages {
+                let sign = if needles.contains(&p) { 1.0 } else { -1.0 };
+                for _ in 0..4 {
+                    let k: Vec<f32> = q.iter().map(|x| sign * x + 0.1 * rng(&mut seed)).collect();
+                    idx.add_key(&k);
+                }
+                idx.finish_page();
+            }
+            let (got, scored) = select_pages(&idx, qs, pages, want, &dots);
+            let mut by_bound = got[..3].to_vec();
+            by_bound.sort_unstable();
+            assert_eq!(by_bound, needles, "{pages} pages");
+            cost.push(scored);
+        }
+        // 64x the pages, two more levels: the cost may grow by the levels, not by the pages.
+        assert!(cost[2] < 2 * cost[0] + 200, "nodes scored for 512 / 4096 / 32768 pages: {cost:?}");
+        assert!(cost[2] < 32768 / 20, "{cost:?}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! never by a context size, so a stream may run past the trained context.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::gather::Gathered;
 use super::mode::{KvMode, KvPlan};
 use super::paged_store::{PageShape, PagedStore};
 use super::summaries::HeadIndex;
@@ -35,6 +37,40 @@ impl AtomicStats {
     }
 }
 
+/// The last selection of one layer and KV head, kept for the decoding steps after it.
+#[derive(Default)]
+pub(crate) struct Memo {
+    /// Position of the last query of the chunk that chose it (None: nothing kept).
+    made_at: Option<usize>,
+    /// Whether its keys were re-rotated (renumbered positions).
+    renumbered: bool,
+    /// The chosen memory entries, gathered, keys rotated as they were attended.
+    pub(crate) g: Gathered,
+}
+
+impl Memo {
+    /// Whether a single query at `p` may attend to this selection: it was made at most
+    /// `chunk - 1` positions before, under the same position numbering.
+    pub(crate) fn valid_for(&self, p: usize, chunk: usize, renumbered: bool) -> bool {
+        self.made_at.is_some_and(|m| p > m && p - m < chunk) && self.renumbered == renumbered
+    }
+
+    /// Whether it was chosen by the chunk whose last query is at `last` (by another query head).
+    pub(crate) fn made_for(&self, last: usize, renumbered: bool) -> bool {
+        self.made_at == Some(last) && self.renumbered == renumbered
+    }
+
+    /// Keeps `fresh` (swapped in, no copy), chosen by the chunk whose last query is at `made_at`.
+    pub(crate) fn keep(&mut self, made_at: usize, renumbered: bool, fresh: &mut Gathered) {
+        std::mem::swap(&mut self.g, fresh);
+        (self.made_at, self.renumbered) = (Some(made_at), renumbered);
+    }
+
+    fn bytes(&self) -> usize {
+        4 * (self.g.keys.capacity() + self.g.values.capacity()) + 8 * self.g.pos.capacity()
+    }
+}
+
 pub struct SparseKv {
     pub(crate) plan: KvPlan,
     pub(crate) n_ctx_train: usize,
@@ -47,6 +83,9 @@ pub struct SparseKv {
     /// The first error of a `store` (spill I/O), reported by the session after the batch.
     error: Option<EngineError>,
     pub(crate) stats: AtomicStats,
+    /// memos[layer * n_kv + h]: the last selection of each layer and KV head.
+    memos: Vec<RwLock<Memo>>,
+    n_kv: usize,
     key: Vec<f32>,
 }
 
@@ -80,6 +119,8 @@ impl SparseKv {
             index,
             error: None,
             stats: AtomicStats::default(),
+            memos: (0..c.n_layer * c.n_head_kv).map(|_| RwLock::default()).collect(),
+            n_kv: c.n_head_kv,
             key: vec![0.0; c.head_dim],
         })
     }
@@ -93,6 +134,13 @@ impl SparseKv {
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         if self.error.is_some() {
             return;
+        }
+        // A position written again (after a truncate) makes a selection holding it stale.
+        for m in &mut self.memos[layer * self.n_kv..(layer + 1) * self.n_kv] {
+            let m = m.get_mut().unwrap_or_else(|e| e.into_inner());
+            if m.made_at.is_some_and(|at| pos <= at) {
+                m.made_at = None;
+            }
         }
         let completed = match self.store.store(layer, pos, k, v) {
             Ok(c) => c,
@@ -124,6 +172,9 @@ impl SparseKv {
     pub fn reset(&mut self) {
         self.store.clear();
         self.index.iter_mut().flatten().for_each(HeadIndex::clear);
+        for m in &mut self.memos {
+            m.get_mut().unwrap_or_else(|e| e.into_inner()).made_at = None;
+        }
         self.error = None;
     }
 
@@ -132,9 +183,21 @@ impl SparseKv {
         self.store.resident_bytes() + self.summary_bytes()
     }
 
-    /// Bytes of the page summaries and tree (always resident).
+    /// Bytes of the page summaries and tree, and of the selections kept for decoding (always
+    /// resident; the kept selections are bounded by the budget, not by the context).
     pub fn summary_bytes(&self) -> usize {
-        self.index.iter().flatten().map(HeadIndex::bytes).sum()
+        let memos: usize = self.memos.iter().map(|m| m.read().map_or(0, |m| m.bytes())).sum();
+        self.index.iter().flatten().map(HeadIndex::bytes).sum::<usize>() + memos
+    }
+
+    /// The kept selection of a layer and KV head, to read.
+    pub(crate) fn memo_read(&self, layer: usize, h: usize) -> RwLockReadGuard<'_, Memo> {
+        self.memos[layer * self.n_kv + h].read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The kept selection of a layer and KV head, to replace.
+    pub(crate) fn memo_write(&self, layer: usize, h: usize) -> RwLockWriteGuard<'_, Memo> {
+        self.memos[layer * self.n_kv + h].write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes of pages moved to the spill file.

@@ -1,41 +1,50 @@
 //! Always-resident page summaries and the tree over them, per layer and KV head.
 //!
-//! Level 0 holds one entry per completed page: the elementwise min and max of its keys (Quest's
-//! bound: for any query q, q.k <= sum_d max(q_d min_d, q_d max_d) for every key k of the page)
-//! and its mean key. Level l > 0 holds one node per `BRANCHING` nodes of level l-1 with the
-//! elementwise min/max of its children, so a node's bound is never below any page's under it;
-//! that is what lets `select` descend best-first from the top instead of scoring every page.
-//! Summaries are taken from the keys as stored (after f16/q8_0 rounding), so the bound holds for
-//! the keys attention will actually read.
+//! Level 0 holds one node per completed page, level l > 0 one node per `BRANCHING` nodes of
+//! level l-1, up to a single root. Every node keeps, for the keys under it:
+//! - `mid` and `half`: the centre and half-width of their elementwise range, so every key k has
+//!   |k - mid| <= half. Quest's bound on q.k for any query is then
+//!   max_k q.k <= sum_d max(q_d lo_d, q_d hi_d) = q.mid + |q|.half,
+//!   two dot products, so the SIMD attention-score kernel computes it. A parent's range covers
+//!   its children's, so a node's bound is never below any page's under it.
+//! - `mean`: their mean key (the mean of its pages' means; every page holds P keys).
+//!
+//! `select` descends this tree coarse to fine. Summaries are taken from the keys as stored
+//! (after f16/q8_0 rounding), so the bound holds for the keys attention will actually read.
 
 /// Children per tree node.
 pub const BRANCHING: usize = 8;
 
-/// One level of the tree: min and max (n_nodes, hd).
+/// One level of the tree: mid, half and mean (n_nodes, hd).
 #[derive(Clone, Debug, Default)]
 pub struct Level {
-    pub min: Vec<f32>,
-    pub max: Vec<f32>,
+    pub mid: Vec<f32>,
+    pub half: Vec<f32>,
+    pub mean: Vec<f32>,
 }
 
 impl Level {
     pub fn len(&self, hd: usize) -> usize {
-        self.min.len() / hd.max(1)
+        self.mid.len() / hd.max(1)
     }
 
-    fn push(&mut self, min: &[f32], max: &[f32]) {
-        self.min.extend_from_slice(min);
-        self.max.extend_from_slice(max);
-    }
-
-    fn merge(&mut self, node: usize, min: &[f32], max: &[f32]) {
-        let hd = min.len();
-        for (a, b) in self.min[node * hd..(node + 1) * hd].iter_mut().zip(min) {
-            *a = a.min(*b);
+    /// Writes node `node` (appending it if it is new) from a key range lo..=hi and a mean.
+    fn set(&mut self, node: usize, lo: &[f32], hi: &[f32], mean: &[f32]) {
+        let hd = lo.len();
+        if node == self.len(hd) {
+            self.mid.resize((node + 1) * hd, 0.0);
+            self.half.resize((node + 1) * hd, 0.0);
+            self.mean.resize((node + 1) * hd, 0.0);
         }
-        for (a, b) in self.max[node * hd..(node + 1) * hd].iter_mut().zip(max) {
-            *a = a.max(*b);
+        let at = node * hd..(node + 1) * hd;
+        for (((m, h), &l), &u) in
+            self.mid[at.clone()].iter_mut().zip(&mut self.half[at.clone()]).zip(lo).zip(hi)
+        {
+            *m = 0.5 * (l + u);
+            // Both sides, so the rounding of mid cannot leave an end uncovered.
+            *h = (u - *m).max(*m - l);
         }
+        self.mean[at].copy_from_slice(mean);
     }
 }
 
@@ -44,8 +53,6 @@ impl Level {
 pub struct HeadIndex {
     /// levels[0]: pages; levels.last(): a single root once there is more than one page.
     pub levels: Vec<Level>,
-    /// mean (n_pages, hd): each page's mean key.
-    pub mean: Vec<f32>,
     /// The page being filled: running min, max, sum (hd,) and its key count.
     part_min: Vec<f32>,
     part_max: Vec<f32>,
@@ -57,7 +64,6 @@ impl HeadIndex {
     pub fn new(hd: usize) -> HeadIndex {
         HeadIndex {
             levels: vec![Level::default()],
-            mean: Vec::new(),
             part_min: vec![f32::INFINITY; hd],
             part_max: vec![f32::NEG_INFINITY; hd],
             part_sum: vec![0.0; hd],
@@ -65,19 +71,22 @@ impl HeadIndex {
         }
     }
 
-    pub fn n_pages(&self, hd: usize) -> usize {
-        self.levels[0].len(hd)
+    pub fn hd(&self) -> usize {
+        self.part_sum.len()
+    }
+
+    pub fn n_pages(&self) -> usize {
+        self.levels[0].len(self.hd())
     }
 
     pub fn clear(&mut self) {
-        let hd = self.part_sum.len();
-        *self = HeadIndex::new(hd);
+        *self = HeadIndex::new(self.hd());
     }
 
     /// Bytes held (all f32).
     pub fn bytes(&self) -> usize {
-        let levels: usize = self.levels.iter().map(|l| l.min.len() + l.max.len()).sum();
-        4 * (levels + self.mean.len() + 3 * self.part_sum.len())
+        let levels: usize = self.levels.iter().map(|l| l.mid.len() + l.half.len() + l.mean.len()).sum();
+        4 * (levels + 3 * self.part_sum.len())
     }
 
     /// Adds one stored key (hd,) to the page being filled.
@@ -92,45 +101,62 @@ impl HeadIndex {
         self.part_n += 1;
     }
 
-    /// Closes the page being filled: its summary joins level 0 and every ancestor is updated.
+    /// Closes the page being filled: its summary joins level 0 and every ancestor is rebuilt
+    /// from its children (rebuilt, not merged, so rounding cannot accumulate over many pages).
     pub fn finish_page(&mut self) {
-        let hd = self.part_sum.len();
+        let hd = self.hd();
         let inv = 1.0 / self.part_n.max(1) as f32;
-        self.mean.extend(self.part_sum.iter().map(|s| s * inv));
-        let (min, max) = (std::mem::take(&mut self.part_min), std::mem::take(&mut self.part_max));
-        let page = self.levels[0].len(hd);
-        self.levels[0].push(&min, &max);
-        let mut span = 1;
-        for l in 1..self.levels.len() {
-            span *= BRANCHING;
-            let node = page / span;
-            if node == self.levels[l].len(hd) {
-                self.levels[l].push(&min, &max);
-            } else {
-                self.levels[l].merge(node, &min, &max);
+        let mean: Vec<f32> = self.part_sum.iter().map(|s| s * inv).collect();
+        let page = self.n_pages();
+        self.levels[0].set(page, &self.part_min, &self.part_max, &mean);
+        let (mut lo, mut hi, mut sum) = (vec![0.0f32; hd], vec![0.0f32; hd], vec![0.0f32; hd]);
+        let mut l = 1;
+        loop {
+            let below = l - 1;
+            let n_below = self.levels[below].len(hd);
+            if n_below <= 1 {
+                // A single node is the root: drop any stale level above it.
+                self.levels.truncate(l);
+                break;
             }
-        }
-        // A top level with several nodes gets a parent covering them all.
-        let top = self.levels.len() - 1;
-        if self.levels[top].len(hd) > 1 {
-            let mut root = Level::default();
-            let (tmin, tmax) = (&self.levels[top].min, &self.levels[top].max);
-            root.push(&tmin[..hd], &tmax[..hd]);
-            for n in 1..self.levels[top].len(hd) {
-                root.merge(0, &tmin[n * hd..(n + 1) * hd], &tmax[n * hd..(n + 1) * hd]);
+            if l == self.levels.len() {
+                self.levels.push(Level::default());
             }
-            self.levels.push(root);
+            let node = page / BRANCHING.pow(l as u32); // the ancestor of `page` at level l
+            let children = node * BRANCHING..((node + 1) * BRANCHING).min(n_below);
+            lo.fill(f32::INFINITY);
+            hi.fill(f32::NEG_INFINITY);
+            sum.fill(0.0);
+            let mut weight = 0.0f32;
+            let span = BRANCHING.pow(below as u32); // pages under a full child
+            for c in children {
+                let child = &self.levels[below];
+                let at = c * hd..(c + 1) * hd;
+                // Pages under child c (the last child of the last node may be partial).
+                let w = span.min(page + 1 - c * span) as f32;
+                for d in 0..hd {
+                    let (m, h) = (child.mid[at.start + d], child.half[at.start + d]);
+                    lo[d] = lo[d].min(m - h);
+                    hi[d] = hi[d].max(m + h);
+                    sum[d] += w * child.mean[at.start + d];
+                }
+                weight += w;
+            }
+            let inv = 1.0 / weight;
+            sum.iter_mut().for_each(|s| *s *= inv);
+            self.levels[l].set(node, &lo, &hi, &sum);
+            l += 1;
         }
-        self.part_min = vec![f32::INFINITY; hd];
-        self.part_max = vec![f32::NEG_INFINITY; hd];
-        self.part_sum.iter_mut().for_each(|s| *s = 0.0);
+        self.part_min.fill(f32::INFINITY);
+        self.part_max.fill(f32::NEG_INFINITY);
+        self.part_sum.fill(0.0);
         self.part_n = 0;
     }
 }
 
-/// Quest's upper bound of q.k over the keys summarized by min/max (hd,).
-pub fn bound(q: &[f32], min: &[f32], max: &[f32]) -> f32 {
-    q.iter().zip(min.iter().zip(max)).map(|(&q, (&lo, &hi))| (q * lo).max(q * hi)).sum()
+/// Quest's upper bound of q.k over the keys a node summarizes: q.mid + |q|.half.
+pub fn bound(q: &[f32], mid: &[f32], half: &[f32]) -> f32 {
+    q.iter().zip(mid.iter().zip(half)).map(|(&q, (&m, &h))| q * m + q.abs() * h).sum()
 }
 
 #[cfg(test)]
@@ -157,10 +183,10 @@ mod tests {
             let mut idx = HeadIndex::new(hd);
             keys.chunks_exact(hd).for_each(|k| idx.add_key(k));
             idx.finish_page();
-            let (min, max) = (&idx.levels[0].min, &idx.levels[0].max);
+            let (mid, half) = (&idx.levels[0].mid, &idx.levels[0].half);
             for _ in 0..20 {
                 let q: Vec<f32> = (0..hd).map(|_| rng(&mut seed) * 3.0).collect();
-                let ub = bound(&q, min, max);
+                let ub = bound(&q, mid, half);
                 for k in keys.chunks_exact(hd) {
                     let dot: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
                     assert!(ub >= dot - 1e-4 * (1.0 + dot.abs()), "trial {trial}: bound {ub} < q.k {dot}");
@@ -170,26 +196,34 @@ mod tests {
     }
 
     #[test]
-    fn every_node_bounds_its_pages_and_the_top_is_one_root() {
+    fn every_node_covers_its_pages_means_average_them_and_the_top_is_one_root() {
         let hd = 4;
         let mut seed = 7u64;
         let mut idx = HeadIndex::new(hd);
-        for _ in 0..(BRANCHING * BRANCHING + 5) {
+        for n in 1..=(BRANCHING * BRANCHING * 2 + 5) {
             for _ in 0..3 {
-                let k: Vec<f32> = (0..hd).map(|_| rng(&mut seed)).collect();
+                let k: Vec<f32> = (0..hd).map(|_| rng(&mut seed) * 10.0 + 3.0).collect();
                 idx.add_key(&k);
             }
             idx.finish_page();
+            assert_eq!(idx.n_pages(), n);
+            assert_eq!(idx.levels.last().unwrap().len(hd), 1, "{n} pages: more than one root");
         }
-        assert_eq!(idx.levels.last().unwrap().len(hd), 1);
-        let pages = idx.n_pages(hd);
+        let pages = idx.n_pages();
+        let page_lo = |p: usize, d: usize| idx.levels[0].mid[p * hd + d] - idx.levels[0].half[p * hd + d];
+        let page_hi = |p: usize, d: usize| idx.levels[0].mid[p * hd + d] + idx.levels[0].half[p * hd + d];
         let mut span = 1;
         for level in &idx.levels {
-            for p in 0..pages {
-                let n = p / span;
+            for node in 0..level.len(hd) {
+                let under = node * span..((node + 1) * span).min(pages);
                 for d in 0..hd {
-                    assert!(level.min[n * hd + d] <= idx.levels[0].min[p * hd + d]);
-                    assert!(level.max[n * hd + d] >= idx.levels[0].max[p * hd + d]);
+                    let (m, h) = (level.mid[node * hd + d], level.half[node * hd + d]);
+                    for p in under.clone() {
+                        assert!(m - h <= page_lo(p, d) + 1e-5 && m + h >= page_hi(p, d) - 1e-5);
+                    }
+                    let avg: f32 = under.clone().map(|p| idx.levels[0].mean[p * hd + d]).sum::<f32>()
+                        / under.len() as f32;
+                    assert!((level.mean[node * hd + d] - avg).abs() < 1e-4, "node mean {node}");
                 }
             }
             span *= BRANCHING;

@@ -3,7 +3,10 @@
 // out (n_tok, n_head, hdv) = softmax(kq_scale * q · Kᵀ over the visible positions) · V.
 // The cache of one layer is K (n_ctx, n_kv, hd) and V (n_ctx, n_kv, hdv), row = position.
 // Token t (position pos0 + t) sees positions [first, pos0 + t], first = 0 for global layers
-// and pos0 + t + 1 - window for sliding-window layers.
+// and pos0 + t + 1 - window for sliding-window layers. pos0 is read from the step buffer (the
+// host writes it before each submission), not a push constant, so that a command buffer
+// recorded once serves every position: the work per workgroup follows the KV length, the
+// number of workgroups (n_tok * n_head) does not depend on it.
 //
 // Memory access: the query is staged in shared memory; keys are taken WG at a time, one key
 // row per invocation (each invocation reads its key's hd floats: strided across invocations,
@@ -25,7 +28,6 @@ layout(push_constant) uniform Push {
     uint group;    // query heads per KV head
     uint hd;
     uint hdv;
-    uint pos0;
     uint window;   // 0: global
     float kq_scale;
 } p;
@@ -34,6 +36,7 @@ layout(std430, binding = 0) readonly buffer Q { float q[]; };    // (n_tok, n_he
 layout(std430, binding = 1) readonly buffer K { float k[]; };    // (n_ctx, n_kv, hd)
 layout(std430, binding = 2) readonly buffer V { float v[]; };    // (n_ctx, n_kv, hdv)
 layout(std430, binding = 3) writeonly buffer O { float o[]; };   // (n_tok, n_head, hdv)
+layout(std430, binding = 4) readonly buffer Step { uint pos0; } step;
 
 shared float qs[MAX_HD];
 shared float ps[WG];  // the chunk's scores, then weights
@@ -79,7 +82,7 @@ void main() {
     uint h = item % p.n_head;
     uint n_kv = p.n_head / p.group;
     uint kvh = h / p.group;
-    uint pos = p.pos0 + t;
+    uint pos = step.pos0 + t;
     uint first = (p.window == 0u || pos + 1u < p.window) ? 0u : pos + 1u - p.window;
 
     for (uint i = tid; i < p.hd; i += WG) {

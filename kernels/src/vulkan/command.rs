@@ -1,5 +1,7 @@
-//! Recording and submitting work: a [`Recorder`] owns one command buffer and the descriptor
-//! sets of its dispatches; `submit` runs it and waits, then frees both.
+//! Recording and submitting work: a [`Recorder`] records one command buffer and allocates the
+//! descriptor sets of its dispatches; `submit` runs it once and waits, then frees both;
+//! `finish` keeps them as a [`Recording`] that is submitted again and again (the engine records
+//! a forward pass once per batch shape; per-step values are read from buffers, not baked in).
 //!
 //! Every dispatch and copy is followed by a full compute/transfer memory barrier: the forward
 //! pass is a chain where each step reads the previous one's output, so finer barriers would
@@ -33,52 +35,77 @@ const MAX_GROUPS_X: u32 = 65535;
 /// Descriptor sets per pool; a full pool is replaced by a fresh one.
 const SETS_PER_POOL: u32 = 1024;
 
-pub struct Recorder {
+/// Recorded commands with the descriptor sets of their dispatches, submitted any number of
+/// times ([`Recording::submit`] runs them and waits). Made by [`Recorder::finish`]; dropping it
+/// frees the command buffer, the descriptor sets and the fence. The memory blocks its commands
+/// use stay allocated while it lives (pinned), so a re-submission never names a destroyed
+/// buffer; what the buffers hold at submit time is the caller's business (e.g. the host writes
+/// per-step inputs into a staging buffer the recorded copies read).
+pub struct Recording {
     gpu: Arc<Gpu>,
     pool: vk::CommandPool,
     cmd: vk::CommandBuffer,
     desc_pools: Vec<vk::DescriptorPool>,
-    sets_in_pool: u32,
+    fence: vk::Fence,
+    /// Blocks pinned by this recording (indices into the allocator), one pin each.
+    pinned: Vec<usize>,
     dispatches: usize,
+}
+
+/// Records one command buffer: dispatches (each with its own descriptor set, allocated here
+/// once and kept with the recording), copies and fills, each followed by a full barrier.
+/// [`Recorder::submit`] runs it once; [`Recorder::finish`] keeps it for re-submission.
+pub struct Recorder {
+    rec: Recording,
+    sets_in_pool: u32,
 }
 
 impl Recorder {
     pub fn new(gpu: &Arc<Gpu>) -> Result<Recorder, VulkanError> {
         let d = &gpu.device;
-        // SAFETY: object creation on a live device; the pool is destroyed on failure.
+        // Handles start null so that Recording's Drop frees exactly what was created when a
+        // step fails (destroying a null handle is a no-op in Vulkan).
+        let mut rec = Recording {
+            gpu: Arc::clone(gpu),
+            pool: vk::CommandPool::null(),
+            cmd: vk::CommandBuffer::null(),
+            desc_pools: Vec::new(),
+            fence: vk::Fence::null(),
+            pinned: Vec::new(),
+            dispatches: 0,
+        };
+        // SAFETY: object creation on a live device; each object is owned by `rec` at once and
+        // destroyed by its Drop.
         unsafe {
-            let pool = d
+            rec.pool = d
                 .create_command_pool(
-                    &vk::CommandPoolCreateInfo::default()
-                        .queue_family_index(gpu.queue_family)
-                        .flags(vk::CommandPoolCreateFlags::TRANSIENT),
+                    &vk::CommandPoolCreateInfo::default().queue_family_index(gpu.queue_family),
                     None,
                 )
                 .call("vkCreateCommandPool")?;
             let ai = vk::CommandBufferAllocateInfo::default()
-                .command_pool(pool)
+                .command_pool(rec.pool)
                 .level(vk::CommandBufferLevel::PRIMARY)
                 .command_buffer_count(1);
-            let cmd = match d.allocate_command_buffers(&ai) {
-                Ok(c) => c[0],
-                Err(result) => {
-                    d.destroy_command_pool(pool, None);
-                    return Err(VulkanError::Call { call: "vkAllocateCommandBuffers", result });
-                }
-            };
-            let begin =
-                vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
-            let mut r = Recorder {
-                gpu: Arc::clone(gpu),
-                pool,
-                cmd,
-                desc_pools: Vec::new(),
-                sets_in_pool: 0,
-                dispatches: 0,
-            };
-            d.begin_command_buffer(cmd, &begin).call("vkBeginCommandBuffer")?;
-            r.new_desc_pool()?;
-            Ok(r)
+            rec.cmd = d.allocate_command_buffers(&ai).call("vkAllocateCommandBuffers")?[0];
+            rec.fence = d.create_fence(&vk::FenceCreateInfo::default(), None).call("vkCreateFence")?;
+            // No ONE_TIME_SUBMIT: a finished recording may be submitted again (never while
+            // pending: submit waits).
+            d.begin_command_buffer(rec.cmd, &vk::CommandBufferBeginInfo::default())
+                .call("vkBeginCommandBuffer")?;
+        }
+        let mut r = Recorder { rec, sets_in_pool: 0 };
+        r.new_desc_pool()?;
+        Ok(r)
+    }
+
+    /// Pins the block of every buffer the commands name (once per block).
+    fn track(&mut self, bufs: &[&Buffer]) {
+        for b in bufs {
+            if !self.rec.pinned.contains(&b.block) {
+                let block = self.rec.gpu.pin(b);
+                self.rec.pinned.push(block);
+            }
         }
     }
 
@@ -89,9 +116,9 @@ impl Recorder {
         }];
         let info = vk::DescriptorPoolCreateInfo::default().max_sets(SETS_PER_POOL).pool_sizes(&sizes);
         // SAFETY: creation on a live device; destroyed in Drop.
-        let p =
-            unsafe { self.gpu.device.create_descriptor_pool(&info, None) }.call("vkCreateDescriptorPool")?;
-        self.desc_pools.push(p);
+        let p = unsafe { self.rec.gpu.device.create_descriptor_pool(&info, None) }
+            .call("vkCreateDescriptorPool")?;
+        self.rec.desc_pools.push(p);
         self.sets_in_pool = 0;
         Ok(())
     }
@@ -120,7 +147,7 @@ impl Recorder {
         rows: usize,
     ) -> Result<(), VulkanError> {
         let nt = if n_tok == 1 { 1 } else { MATVEC_TOKENS };
-        let groups = self.gpu.matvec_groups(rows);
+        let groups = self.rec.gpu.matvec_groups(rows);
         self.dispatch_with(shader, nt, bindings, push, groups)
     }
 
@@ -154,20 +181,24 @@ impl Recorder {
         }
         // Ranges are bound rounded up to whole words (allocations are padded to 256 bytes), so
         // a shader reading a buffer as u32 words sees its last partial word.
-        let limit = self.gpu.info.max_binding_bytes;
+        let gpu = Arc::clone(&self.rec.gpu);
+        let limit = gpu.info.max_binding_bytes;
         if let Some(b) = bindings.iter().find(|b| b.size() > limit) {
             return Err(VulkanError::BindingTooLarge { bytes: b.size(), limit });
         }
         if groups == 0 {
             return Ok(());
         }
-        let p = self.gpu.pipeline(shader, [WORKGROUP, self.gpu.matvec_lanes(), nt])?;
+        let p = gpu.pipeline(shader, [WORKGROUP, gpu.matvec_lanes(), nt])?;
         if self.sets_in_pool == SETS_PER_POOL {
             self.new_desc_pool()?;
         }
-        let d = &self.gpu.device;
-        let pool = self.desc_pools[self.desc_pools.len() - 1];
-        // SAFETY: the set, pipeline and buffers are live and stay so until submit() has waited.
+        self.track(bindings);
+        let d = &gpu.device;
+        let pool = self.rec.desc_pools[self.rec.desc_pools.len() - 1];
+        let cmd = self.rec.cmd;
+        // SAFETY: the set and pipeline live as long as the recording (pipelines as long as the
+        // device, which it holds); the buffers' blocks are pinned by it.
         unsafe {
             let layouts = [p.set_layout];
             let set = d
@@ -198,14 +229,14 @@ impl Recorder {
                 })
                 .collect();
             d.update_descriptor_sets(&writes, &[]);
-            d.cmd_bind_pipeline(self.cmd, vk::PipelineBindPoint::COMPUTE, p.pipeline);
-            d.cmd_bind_descriptor_sets(self.cmd, vk::PipelineBindPoint::COMPUTE, p.layout, 0, &[set], &[]);
+            d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, p.pipeline);
+            d.cmd_bind_descriptor_sets(cmd, vk::PipelineBindPoint::COMPUTE, p.layout, 0, &[set], &[]);
             let bytes: Vec<u8> = push.iter().flat_map(|w| w.to_le_bytes()).collect();
-            d.cmd_push_constants(self.cmd, p.layout, vk::ShaderStageFlags::COMPUTE, 0, &bytes);
+            d.cmd_push_constants(cmd, p.layout, vk::ShaderStageFlags::COMPUTE, 0, &bytes);
             let gx = groups.min(MAX_GROUPS_X);
-            d.cmd_dispatch(self.cmd, gx, groups.div_ceil(gx), 1);
+            d.cmd_dispatch(cmd, gx, groups.div_ceil(gx), 1);
         }
-        self.dispatches += 1;
+        self.rec.dispatches += 1;
         self.barrier();
         Ok(())
     }
@@ -225,21 +256,23 @@ impl Recorder {
         if len == 0 {
             return Ok(());
         }
+        self.track(&[src, dst]);
         let region =
             vk::BufferCopy { src_offset: src.offset + src_off, dst_offset: dst.offset + dst_off, size: len };
-        // SAFETY: both buffers are live until submit() has waited; the range was checked.
-        unsafe { self.gpu.device.cmd_copy_buffer(self.cmd, src.buffer, dst.buffer, &[region]) };
+        // SAFETY: both buffers' blocks are pinned by the recording; the range was checked.
+        unsafe { self.rec.gpu.device.cmd_copy_buffer(self.rec.cmd, src.buffer, dst.buffer, &[region]) };
         self.barrier();
         Ok(())
     }
 
     /// Sets the whole of `dst` to zero bytes.
     pub fn fill_zero(&mut self, dst: &Buffer) -> Result<(), VulkanError> {
-        // SAFETY: the buffer is live until submit() has waited; the range is its own (rounded
+        self.track(&[dst]);
+        // SAFETY: the buffer's block is pinned by the recording; the range is its own (rounded
         // up to whole words inside the allocation's padding).
         unsafe {
-            self.gpu.device.cmd_fill_buffer(
-                self.cmd,
+            self.rec.gpu.device.cmd_fill_buffer(
+                self.rec.cmd,
                 dst.buffer,
                 dst.offset,
                 dst.size().next_multiple_of(4),
@@ -262,8 +295,8 @@ impl Recorder {
             );
         // SAFETY: recording into our own command buffer.
         unsafe {
-            self.gpu.device.cmd_pipeline_barrier(
-                self.cmd,
+            self.rec.gpu.device.cmd_pipeline_barrier(
+                self.rec.cmd,
                 stages,
                 stages,
                 vk::DependencyFlags::empty(),
@@ -275,26 +308,26 @@ impl Recorder {
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {
-        &self.gpu
+        &self.rec.gpu
     }
 
     /// Dispatches recorded so far.
     pub fn dispatches(&self) -> usize {
-        self.dispatches
+        self.rec.dispatches
     }
 
-    /// Ends recording, submits, and waits for completion (results are then readable from
-    /// staging buffers). A host barrier makes device writes visible to mapped reads.
-    pub fn submit(self) -> Result<(), VulkanError> {
-        let d = &self.gpu.device;
-        // SAFETY: the command buffer is ours and fully recorded; we wait on the fence before
-        // returning, so nothing it uses is freed while in flight.
+    /// Ends recording (after a host barrier, so device writes are visible to mapped reads once
+    /// a submission has waited); the result can be submitted any number of times.
+    pub fn finish(self) -> Result<Recording, VulkanError> {
+        let rec = self.rec;
+        let d = &rec.gpu.device;
+        // SAFETY: recording into our own command buffer, which is then complete.
         unsafe {
             let mb = vk::MemoryBarrier::default()
                 .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
                 .dst_access_mask(vk::AccessFlags::HOST_READ);
             d.cmd_pipeline_barrier(
-                self.cmd,
+                rec.cmd,
                 vk::PipelineStageFlags::COMPUTE_SHADER | vk::PipelineStageFlags::TRANSFER,
                 vk::PipelineStageFlags::HOST,
                 vk::DependencyFlags::empty(),
@@ -302,31 +335,57 @@ impl Recorder {
                 &[],
                 &[],
             );
-            d.end_command_buffer(self.cmd).call("vkEndCommandBuffer")?;
-            let fence = d.create_fence(&vk::FenceCreateInfo::default(), None).call("vkCreateFence")?;
-            let cmds = [self.cmd];
-            let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
-            let submitted = match self.gpu.queue.lock() {
-                Ok(q) => d.queue_submit(*q, &submit, fence).call("vkQueueSubmit"),
-                Err(_) => Err(VulkanError::Unsupported("queue lock poisoned".into())),
-            };
-            let waited =
-                submitted.and_then(|()| d.wait_for_fences(&[fence], true, u64::MAX).call("vkWaitForFences"));
-            d.destroy_fence(fence, None);
-            waited
+            d.end_command_buffer(rec.cmd).call("vkEndCommandBuffer")?;
         }
+        Ok(rec)
+    }
+
+    /// Ends recording, submits once, and waits for completion (results are then readable from
+    /// staging buffers); frees the command buffer and descriptor sets.
+    pub fn submit(self) -> Result<(), VulkanError> {
+        self.finish()?.submit()
     }
 }
 
-impl Drop for Recorder {
+impl Recording {
+    /// Runs the recorded commands and waits for completion. Host writes to staging buffers made
+    /// before the call are visible to the commands (coherent memory, and submission is a host
+    /// barrier); their results are readable from staging buffers when it returns.
+    pub fn submit(&mut self) -> Result<(), VulkanError> {
+        let d = &self.gpu.device;
+        // SAFETY: the command buffer is complete and not pending (every submit waits below,
+        // and `&mut self` rules out a concurrent one); the fence is unsignalled (reset after
+        // each wait); the blocks it names are pinned.
+        unsafe {
+            let cmds = [self.cmd];
+            let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+            match self.gpu.queue.lock() {
+                Ok(q) => d.queue_submit(*q, &submit, self.fence).call("vkQueueSubmit")?,
+                Err(_) => return Err(VulkanError::Unsupported("queue lock poisoned".into())),
+            }
+            d.wait_for_fences(&[self.fence], true, u64::MAX).call("vkWaitForFences")?;
+            d.reset_fences(&[self.fence]).call("vkResetFences")
+        }
+    }
+
+    /// Dispatches in the recording.
+    pub fn dispatches(&self) -> usize {
+        self.dispatches
+    }
+}
+
+impl Drop for Recording {
     fn drop(&mut self) {
-        // SAFETY: submit() waited for completion (or the buffer was never submitted), so the
-        // pools are idle.
+        let d = &self.gpu.device;
+        // SAFETY: every submit waited for completion, so nothing here is pending; freeing the
+        // pools frees the command buffer and the descriptor sets.
         unsafe {
             for &p in &self.desc_pools {
-                self.gpu.device.destroy_descriptor_pool(p, None);
+                d.destroy_descriptor_pool(p, None);
             }
-            self.gpu.device.destroy_command_pool(self.pool, None);
+            d.destroy_command_pool(self.pool, None);
+            d.destroy_fence(self.fence, None);
+            self.gpu.unpin(&self.pinned);
         }
     }
 }

@@ -41,6 +41,15 @@ struct Block {
     free: Vec<(u64, u64)>,
     /// Address of the mapping (staging blocks), as an integer so the allocator stays Send.
     mapped: usize,
+    /// Recordings whose commands use this block: it is not freed while any holds it, even
+    /// when empty, so a recorded command never names a destroyed `VkBuffer`.
+    pins: u32,
+}
+
+impl Block {
+    fn is_empty(&self) -> bool {
+        self.free.len() == 1 && self.free[0] == (0, self.size)
+    }
 }
 
 /// Bytes handed out and held, for leak checks and reports.
@@ -94,7 +103,7 @@ unsafe fn destroy_block(device: &ash::Device, b: &Block) {
 /// A range of a block. Bound whole to shaders (offsets inside it go in push constants).
 pub struct Buffer {
     gpu: Arc<Gpu>,
-    block: usize,
+    pub(crate) block: usize,
     pub(crate) buffer: vk::Buffer,
     pub(crate) offset: u64,
     size: u64,
@@ -148,9 +157,10 @@ impl Drop for Buffer {
         a.live_bytes -= self.size.next_multiple_of(ALIGN);
         let Some(Some(block)) = a.blocks.get_mut(self.block) else { return };
         insert_free(&mut block.free, self.offset, self.size.next_multiple_of(ALIGN));
-        if block.free.len() == 1 && block.free[0] == (0, block.size) {
+        if block.is_empty() && block.pins == 0 {
             // The block is empty: give its memory back. Buffers are dropped only when no
-            // submission using them is pending (every submit waits on its fence).
+            // submission using them is pending (every submit waits on its fence), and no
+            // recording names the block (pins).
             if let Some(b) = a.blocks[self.block].take() {
                 // SAFETY: nothing in the block is alive or in flight.
                 unsafe { destroy_block(&gpu.device, &b) };
@@ -176,6 +186,36 @@ fn insert_free(free: &mut Vec<(u64, u64)>, off: u64, len: u64) {
 impl Gpu {
     pub fn memory_stats(&self) -> MemoryStats {
         self.alloc.lock().map(|a| a.stats()).unwrap_or_default()
+    }
+
+    /// Keeps `buf`'s block alive until [`Gpu::unpin`] (a recording using it); returns the
+    /// block's index.
+    pub(crate) fn pin(&self, buf: &Buffer) -> usize {
+        if let Ok(mut a) = self.alloc.lock() {
+            if let Some(Some(block)) = a.blocks.get_mut(buf.block) {
+                block.pins += 1;
+            }
+        }
+        buf.block
+    }
+
+    /// Releases pins taken by [`Gpu::pin`], freeing blocks left empty and unpinned.
+    ///
+    /// # Safety
+    /// No submission using these blocks may be pending.
+    pub(crate) unsafe fn unpin(&self, blocks: &[usize]) {
+        let Ok(mut a) = self.alloc.lock() else { return };
+        for &i in blocks {
+            let Some(Some(block)) = a.blocks.get_mut(i) else { continue };
+            block.pins = block.pins.saturating_sub(1);
+            if block.is_empty() && block.pins == 0 {
+                if let Some(b) = a.blocks[i].take() {
+                    // SAFETY: no buffer lives in the block, no recording names it, and the
+                    // caller guarantees no submission using it is pending.
+                    unsafe { destroy_block(&self.device, &b) };
+                }
+            }
+        }
     }
 
     /// A buffer of `size` bytes (contents undefined) of the given kind.
@@ -261,7 +301,7 @@ impl Gpu {
                     .map(|p| p as usize),
             };
             match mapped {
-                Ok(mapped) => Ok(Block { kind, buffer, memory, size, free: Vec::new(), mapped }),
+                Ok(mapped) => Ok(Block { kind, buffer, memory, size, free: Vec::new(), mapped, pins: 0 }),
                 Err(e) => {
                     d.destroy_buffer(buffer, None);
                     d.free_memory(memory, None);

@@ -18,7 +18,7 @@ mod memory;
 mod pipeline;
 mod shaders;
 
-pub use command::{Recorder, WORKGROUP};
+pub use command::{Recorder, Recording, WORKGROUP};
 pub use device::{DeviceInfo, DeviceOptions, Gpu};
 pub use error::VulkanError;
 pub use memory::{Buffer, MemKind, MemoryStats};

@@ -23,7 +23,10 @@ pub enum Shader {
     Softmax,
     Activation,
     Axpy,
+    /// Attention over the device KV cache; binding 4 is the step buffer (pos0).
     Attention,
+    /// Rows into a KV cache at the step buffer's pos0 (binding 2).
+    KvStore,
 }
 
 macro_rules! spirv {
@@ -33,7 +36,7 @@ macro_rules! spirv {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 15] = [
+    pub const ALL: [Shader; 16] = [
         Shader::MatvecF32,
         Shader::MatvecF16,
         Shader::MatvecQ4_0,
@@ -49,6 +52,7 @@ impl Shader {
         Shader::Activation,
         Shader::Axpy,
         Shader::Attention,
+        Shader::KvStore,
     ];
 
     /// The matrix-vector shader for weights of type `ty`, if there is one.
@@ -96,6 +100,7 @@ impl Shader {
             Shader::Activation => spirv!("activation"),
             Shader::Axpy => spirv!("axpy"),
             Shader::Attention => spirv!("attention"),
+            Shader::KvStore => spirv!("kv_store"),
         }
     }
 
@@ -104,7 +109,7 @@ impl Shader {
         match self {
             Shader::Softmax => 1,
             Shader::Rope | Shader::Activation | Shader::Axpy | Shader::QuantizeQ8 => 2,
-            Shader::Attention => 4,
+            Shader::Attention => 5,
             _ => 3,
         }
     }
@@ -112,11 +117,11 @@ impl Shader {
     /// Bytes of the shader's push-constant block.
     pub fn push_bytes(self) -> u32 {
         4 * match self {
-            Shader::Softmax | Shader::Activation => 2,
+            Shader::Softmax | Shader::Activation | Shader::KvStore => 2,
             Shader::Axpy => 3,
             Shader::RmsNorm | Shader::QuantizeQ8 => 4,
             Shader::Rope => 5,
-            Shader::Attention => 8,
+            Shader::Attention => 7,
             _ => 6, // the matvecs
         }
     }

@@ -68,6 +68,32 @@ fn hsum_columns(v: &[__m512; LANES]) -> __m512 {
     _mm512_add_ps(_mm512_add_ps(q[0], q[2]), _mm512_add_ps(q[1], q[3]))
 }
 
+/// The horizontal sums of 16 vectors at once: out lane j = hsum(v[j]), each in `hsum`'s order
+/// (halves, quarters, lanes 0+2 and 1+3, then the two), by transposing while adding.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn hsum_rows(v: &[__m512; LANES]) -> __m512 {
+    // Halves: h[i] = v[i+8] + v[i]; keys 2i and 2i+1 side by side (8 lanes each).
+    let h: [__m512; 8] = core::array::from_fn(|i| {
+        let (a, b) = (v[2 * i], v[2 * i + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0xEE>(a, b), _mm512_shuffle_f32x4::<0x44>(a, b))
+    });
+    // Quarters: q[i] = h[i+4] + h[i]; keys 4i..4i+4, one per 128-bit lane.
+    let q: [__m512; 4] = core::array::from_fn(|i| {
+        let (a, b) = (h[2 * i], h[2 * i + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0xDD>(a, b), _mm512_shuffle_f32x4::<0x88>(a, b))
+    });
+    // t0 = q0 + q2, t1 = q1 + q3; 128-bit lane c holds keys c, c+4 (first) or c+8, c+12.
+    let t: [__m512; 2] = core::array::from_fn(|i| {
+        let (a, b) = (q[2 * i], q[2 * i + 1]);
+        _mm512_add_ps(_mm512_shuffle_ps::<0x44>(a, b), _mm512_shuffle_ps::<0xEE>(a, b))
+    });
+    // t0 + t1; lane 4c + m holds key c + 4m.
+    let r = _mm512_add_ps(_mm512_shuffle_ps::<0x88>(t[0], t[1]), _mm512_shuffle_ps::<0xDD>(t[0], t[1]));
+    let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_permutexvar_ps(idx, r)
+}
+
 /// `ops::exp_poly` on 16 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
@@ -148,27 +174,51 @@ pub unsafe fn swiglu_row(gate: &mut [f32], up: &[f32]) {
 pub unsafe fn attn_scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
     let hd = q.len();
     let whole = hd / DOT_STEP * DOT_STEP;
-    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd.max(1))) {
-        let mut acc = [_mm512_setzero_ps(); 4];
-        for i in (0..whole).step_by(DOT_STEP) {
-            for (a, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: i + 16a + 16 <= whole <= hd = len of q and k.
-                let (qv, kv) = unsafe {
-                    (
-                        _mm512_loadu_ps(q.as_ptr().add(i + a * LANES)),
-                        _mm512_loadu_ps(k.as_ptr().add(i + a * LANES)),
-                    )
-                };
-                *acc = _mm512_fmadd_ps(qv, kv, *acc);
-            }
+    let mut done = 0;
+    if whole == hd && hd > 0 {
+        // 16 keys at a time: one transposing reduction instead of 16 horizontal sums, in the
+        // same addition order, so the bits are those of the loop below.
+        let blocks = scores.len() / LANES;
+        for (sb, kb) in scores.chunks_exact_mut(LANES).zip(keys.chunks_exact(LANES * hd)).take(blocks) {
+            let folded: [__m512; LANES] =
+                core::array::from_fn(|j| folded_dot(q, &kb[j * hd..(j + 1) * hd], hd));
+            let dots = _mm512_mul_ps(hsum_rows(&folded), _mm512_set1_ps(scale));
+            // SAFETY: sb holds 16 floats.
+            unsafe { _mm512_storeu_ps(sb.as_mut_ptr(), dots) };
         }
-        let folded = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
-        let mut dot = hsum(folded);
+        done = blocks * LANES;
+    }
+    for (s, k) in scores[done..].iter_mut().zip(keys[done * hd..].chunks_exact(hd.max(1))) {
+        let mut dot = hsum(folded_dot(q, k, whole));
         for (a, b) in q[whole..].iter().zip(&k[whole..]) {
             dot = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(*a), _mm_set_ss(*b), _mm_set_ss(dot)));
         }
         *s = dot * scale;
     }
+}
+
+/// The 16 lanes of ggml's f32 dot over the first `whole` (a multiple of 64) elements of q and k:
+/// four accumulators along the row, folded (0 + 2) + (1 + 3), not yet summed across lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn folded_dot(q: &[f32], k: &[f32], whole: usize) -> __m512 {
+    // Bounds-checked once here, so the loads below stay in range.
+    let (q, k) = (&q[..whole], &k[..whole]);
+    let mut acc = [_mm512_setzero_ps(); 4];
+    for i in (0..whole / DOT_STEP * DOT_STEP).step_by(DOT_STEP) {
+        for (a, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 64 <= whole (the loop stops at the last multiple of 64) and q, k hold
+            // whole floats, so i + 16a + 16 <= whole.
+            let (qv, kv) = unsafe {
+                (
+                    _mm512_loadu_ps(q.as_ptr().add(i + a * LANES)),
+                    _mm512_loadu_ps(k.as_ptr().add(i + a * LANES)),
+                )
+            };
+            *acc = _mm512_fmadd_ps(qv, kv, *acc);
+        }
+    }
+    _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]))
 }
 
 /// `ops::attn_values_add`: acc += Σ_j w[j] values[j] over the next positions, values (n, hdv).
