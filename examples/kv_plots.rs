@@ -76,8 +76,17 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
                     None => lines.push(new),
                 }
             }
-            // The flat-scan comparison is a table in the doc.
-            ["ppl", _, "fovea", "union", "flat", _] => {}
+            // Fovea with every page scored (no beam descent).
+            ["ppl", model, "fovea", "union", "flat", b] => {
+                let budget: usize =
+                    b.strip_prefix('b').and_then(|b| b.parse().ok()).ok_or(format!("{name}: bad budget"))?;
+                let label = format!("fovea, flat scan (B={budget})");
+                ppl.entry(model.to_string())
+                    .or_default()
+                    .entry(budget)
+                    .or_default()
+                    .push(buckets(&v, &label, name)?);
+            }
             // Pass-key and beyond-context results are tables in the doc, not figures.
             ["passkey" | "beyond", ..] => {}
             _ => eprintln!("skipping {name}: not a ppl-/bench- file"),
@@ -113,7 +122,11 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
 
 fn read(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // `fovea perplexity --json` prints the JSON line and then the human summary lines.
+    // `fovea bench --json` prints one (pretty) JSON document; `fovea perplexity --json` prints
+    // the JSON line and then the human summary lines.
+    if let Ok(v) = serde_json::from_str(&text) {
+        return Ok(v);
+    }
     let line = text.lines().find(|l| l.starts_with('{') || l.starts_with('[')).unwrap_or("");
     serde_json::from_str(line).map_err(|e| format!("{}: not JSON: {e}", path.display()))
 }
