@@ -51,16 +51,7 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
             ["ppl", model, "full"] => {
                 full.insert(model.to_string(), buckets(&v, "full", name)?);
             }
-            ["ppl", model, mode, b] if MODES.contains(mode) => {
-                let budget: usize =
-                    b.strip_prefix('b').and_then(|b| b.parse().ok()).ok_or(format!("{name}: bad budget"))?;
-                let label = format!("{mode} (B={budget})");
-                ppl.entry(model.to_string())
-                    .or_default()
-                    .entry(budget)
-                    .or_default()
-                    .push(buckets(&v, &label, name)?);
-            }
+            ["ppl", model, mode, b] if MODES.contains(mode) => push_ppl(&mut ppl, model, b, mode, &v, name)?,
             ["bench", model, mode] if MODES.contains(mode) => {
                 speed.entry(model.to_string()).or_default().push(tg_by_depth(&v, mode, name)?);
             }
@@ -78,14 +69,7 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
             }
             // Fovea with every page scored (no beam descent).
             ["ppl", model, "fovea", "union", "flat", b] => {
-                let budget: usize =
-                    b.strip_prefix('b').and_then(|b| b.parse().ok()).ok_or(format!("{name}: bad budget"))?;
-                let label = format!("fovea, flat scan (B={budget})");
-                ppl.entry(model.to_string())
-                    .or_default()
-                    .entry(budget)
-                    .or_default()
-                    .push(buckets(&v, &label, name)?);
+                push_ppl(&mut ppl, model, b, "fovea, flat scan", &v, name)?
             }
             // Pass-key and beyond-context results are tables in the doc, not figures.
             ["passkey" | "beyond", ..] => {}
@@ -117,6 +101,23 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
         };
         write(&out.join(format!("kv-speed-{model}.svg")), &chart)?;
     }
+    Ok(())
+}
+
+/// Adds a streaming-perplexity series labelled "`what` (B=budget)" under its model and budget;
+/// `b` is the file name's "b<budget>" part.
+fn push_ppl(
+    ppl: &mut BTreeMap<String, BTreeMap<usize, Vec<Series>>>,
+    model: &str,
+    b: &str,
+    what: &str,
+    v: &Value,
+    name: &str,
+) -> Result<(), String> {
+    let budget: usize =
+        b.strip_prefix('b').and_then(|b| b.parse().ok()).ok_or(format!("{name}: bad budget"))?;
+    let series = buckets(v, &format!("{what} (B={budget})"), name)?;
+    ppl.entry(model.to_string()).or_default().entry(budget).or_default().push(series);
     Ok(())
 }
 
