@@ -50,20 +50,26 @@ pub fn attention(
     let n_kv = n_head / group;
     let ops = compute.ops;
     let order = ValueOrder::for_batch(n);
-    let n_items = n.div_ceil(TOKENS) * n_kv;
+    // One decoded token would make only n_kv items, too few for the threads (3 KV heads on 2
+    // threads leave one idle a third of the time): it is split by query head instead.
+    let heads = if n == 1 { 1 } else { group };
+    let per_kv = group / heads.max(1);
+    let n_items = n.div_ceil(TOKENS) * n_kv * per_kv;
     let next = AtomicUsize::new(0);
     let out = SharedMut::new(out);
     compute.pool.run(&|_| {
         let mut rows: Vec<CellRow> = Vec::with_capacity(TOKENS); // (tokens,) of the current item
-        let mut scores: Vec<f32> = Vec::new(); // (tokens * group, stride) score rows, then weights
-        let mut accs: Vec<ValueAcc> = Vec::new(); // (tokens * group,) value sums
+        let mut scores: Vec<f32> = Vec::new(); // (tokens * heads, stride) score rows, then weights
+        let mut accs: Vec<ValueAcc> = Vec::new(); // (tokens * heads,) value sums
         loop {
             let item = next.fetch_add(1, Ordering::Relaxed);
             if item >= n_items {
                 break;
             }
             // Neighbouring items take different KV heads, so threads start on different data.
-            let (kv_head, t0) = (item % n_kv, item / n_kv * TOKENS);
+            let (kv_head, rest) = (item % n_kv, item / n_kv);
+            let (sub, t0) = (rest % per_kv, rest / per_kv * TOKENS);
+            let head0 = kv_head * group + sub * heads; // the item's first query head
             let tokens = t0..(t0 + TOKENS).min(n);
             rows.clear();
             rows.extend(tokens.clone().map(|t| cache.row(layer, pos0 + t)));
@@ -72,21 +78,21 @@ pub fn attention(
                 ..rows.iter().map(|r| r.cells.end).max().unwrap_or(0);
             let stride = rows.iter().map(|r| r.cells.len()).max().unwrap_or(0);
             let (keys, values) = cache.head(layer, kv_head, span.clone());
-            let n_queries = rows.len() * group;
-            // Query i = token (t0 + i / group), head (kv_head * group + i % group); its score row
-            // is scores[i * stride..][..its row's cells], laid out like the untiled scratch.
+            let n_queries = rows.len() * heads;
+            // Query i = token (t0 + i / heads), head (head0 + i % heads); its score row is
+            // scores[i * stride..][..its row's cells], laid out like the untiled scratch.
             scores.resize(n_queries * stride, 0.0);
             let query = |i: usize| {
-                let (t, h) = (t0 + i / group, kv_head * group + i % group);
+                let (t, h) = (t0 + i / heads, head0 + i % heads);
                 &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd]
             };
 
             for (i, s) in scores.chunks_exact_mut(stride).enumerate() {
-                s[..rows[i / group].cells.len()].fill(f32::NEG_INFINITY);
+                s[..rows[i / heads].cells.len()].fill(f32::NEG_INFINITY);
             }
             for tile in tiles(span.clone()) {
                 for (i, s) in scores.chunks_exact_mut(stride).enumerate() {
-                    let row = &rows[i / group];
+                    let row = &rows[i / heads];
                     for vis in &row.visible {
                         let cells = intersect(shift(vis, row.cells.start), &tile);
                         if cells.is_empty() {
@@ -98,14 +104,14 @@ pub fn attention(
                 }
             }
             for (i, s) in scores.chunks_exact_mut(stride).enumerate() {
-                ops.softmax(&mut s[..rows[i / group].cells.len()]);
+                ops.softmax(&mut s[..rows[i / heads].cells.len()]);
             }
 
             accs.resize_with(n_queries, || ValueAcc::new(order, hdv));
             accs.iter_mut().for_each(|a| a.reset(order, hdv));
             for tile in tiles(span.clone()) {
                 for (i, (w, acc)) in scores.chunks_exact(stride).zip(accs.iter_mut()).enumerate() {
-                    let row = &rows[i / group];
+                    let row = &rows[i / heads];
                     let cells = intersect(row.cells.clone(), &tile);
                     if cells.is_empty() {
                         continue;
@@ -114,10 +120,10 @@ pub fn attention(
                     ops.attn_values_add(acc, &w[shift_back(&cells, row.cells.start)], v);
                 }
             }
-            for (t, accs) in tokens.zip(accs.chunks_exact(group)) {
-                // SAFETY: item (KV head, tokens) owns the outputs of its group's heads for its
-                // tokens alone: one contiguous run of `group` heads per token.
-                let o = unsafe { out.range((t * n_head + kv_head * group) * hdv, group * hdv) };
+            for (t, accs) in tokens.zip(accs.chunks_exact(heads)) {
+                // SAFETY: item (KV head, query heads, tokens) owns the outputs of its heads for its
+                // tokens alone: one contiguous run of `heads` heads per token.
+                let o = unsafe { out.range((t * n_head + head0) * hdv, heads * hdv) };
                 for (acc, o) in accs.iter().zip(o.chunks_exact_mut(hdv.max(1))) {
                     ops.attn_values_finish(acc, o);
                 }

@@ -64,6 +64,26 @@ fn past_the_budget_the_modes_differ_from_full() {
     }
 }
 
+/// Decoding past the budget runs its own path (one item per KV head and segment of entries,
+/// segments merged by their softmax stats). In window mode every query attends to the same
+/// entries whether it is decoded alone or in a prompt chunk, so the two paths may differ only
+/// by rounding.
+#[test]
+fn decoding_past_the_budget_attends_like_a_prompt_chunk() {
+    let (_f, model) = model();
+    // Past the 40-entry budget, inside the 128-token trained context (true positions).
+    let toks = tokens(&model, 120);
+    let batched = stream(&model, kv(KvMode::Window, 40), &toks, 16);
+    let decoded = stream(&model, kv(KvMode::Window, 40), &toks, 1);
+    let scale = batched.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let worst = batched.iter().zip(&decoded).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    // Measured: 1e-6 on logits of scale 4.5; a 1e-4 relative error in the merge gives 2e-4.
+    assert!(worst <= 1e-5 * scale, "decoded logits differ by {worst} (scale {scale})");
+    let full = stream(&model, KvOptions::default(), &toks, 1);
+    let off = full.iter().zip(&decoded).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(off > 1e-3 * scale, "the window must change the logits: {off}");
+}
+
 #[test]
 fn spilling_changes_no_bit_and_the_resident_cap_holds_past_the_trained_context() {
     let (_f, model) = model();

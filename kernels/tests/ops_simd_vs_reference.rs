@@ -62,13 +62,18 @@ fn softmax_equals_reference() {
                     }
                 }
                 let mut want = x.clone();
-                ops::softmax_in_place(&mut want);
-                ops_simd.softmax(&mut x);
-                assert_same(&x, &want, &format!("{:?} softmax n={n} scale={scale}", ops_simd.isa()));
+                let want_stats = ops::softmax_in_place(&mut want);
+                let stats = ops_simd.softmax(&mut x);
+                let what = format!("{:?} softmax n={n} scale={scale}", ops_simd.isa());
+                assert_same(&x, &want, &what);
+                // The stats merge split rows, so they must match the reference bit for bit.
+                assert_eq!(stats.max.to_bits(), want_stats.max.to_bits(), "{what}: max");
+                assert_eq!(stats.sum.to_bits(), want_stats.sum.to_bits(), "{what}: sum");
             }
             let mut masked = vec![f32::NEG_INFINITY; n];
-            ops_simd.softmax(&mut masked);
+            let stats = ops_simd.softmax(&mut masked);
             assert!(masked.iter().all(|v| *v == 0.0), "all-masked row gives zeros");
+            assert_eq!(stats, ops::SoftmaxStats::MASKED, "all-masked row's stats");
             let (mut zeros, mut zeros_want) = (vec![0.0f32; n], vec![0.0f32; n]);
             ops_simd.softmax(&mut zeros);
             ops::softmax_in_place(&mut zeros_want);

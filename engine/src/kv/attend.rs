@@ -9,8 +9,9 @@
 //! p1 <= B nothing needs choosing: every query sees 0..=p, exactly as the full cache (and with
 //! the same kernels in the same order, the same bits).
 
-use std::ops::Range;
+use std::ops::{Deref, Range};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::RwLockReadGuard;
 
 use fovea_kernels::ops::{RopeTable, ValueAcc, ValueOrder};
 
@@ -42,10 +43,16 @@ pub fn attention(
 ) {
     let AttnShape { n_head, group, head_dim: hd, head_dim_v: hdv, kq_scale } = shape;
     let n = q.len() / (n_head * hd).max(1);
+    if n == 1 {
+        let view = ChunkView::new(kv, layer, pos0, pos0 + 1);
+        if !view.fits {
+            return super::decode::attention(compute, kv, rope, layer, shape, pos0, &view, q, out);
+        }
+    }
     let n_kv = n_head / group.max(1);
     let chunk = kv.plan.select_chunk;
-    // One decoded token has only n_kv chunk items, too few to keep two threads busy: it is
-    // split by query head (the heads of a KV head share its selection through the memo).
+    // One decoded token that fits has only n_kv chunk items, too few to keep two threads busy:
+    // it is split by query head.
     let heads = if n == 1 { 1 } else { group };
     let per_kv = group / heads.max(1);
     let n_items = n.div_ceil(chunk) * n_kv * per_kv;
@@ -70,63 +77,18 @@ pub fn attention(
             let my_heads = sub * heads..(sub + 1) * heads;
             let t1 = (t0 + chunk).min(n);
             let (p0, p1) = (pos0 + t0, pos0 + t1);
-            let (sinks, window, budget) = match kv.local[layer] {
-                Some(w) => (0, w, w),
-                None => (kv.plan.sinks, kv.plan.window, kv.plan.budget),
-            };
-            // Everything fits: every query sees 0..=p.
-            let fits = p1 <= budget;
-            let wstart = if fits { 0 } else { (p0 + 1).saturating_sub(window) };
-            let renumbered = !fits && renumber(kv, p1);
-            let choose = !fits && kv.local[layer].is_none();
+            let view = ChunkView::new(kv, layer, p0, p1);
+            let (fits, wstart, window) = (view.fits, view.wstart, view.window);
+            qs.clear();
+            for t in t0..t1 {
+                qs.extend_from_slice(&q[(t * n_head + h * group) * hd..(t * n_head + (h + 1) * group) * hd]);
+            }
             // Only the chunk ending the batch touches the memo, so chunks never wait on each other.
-            let keeps = choose && t1 == n;
-            let usable = |m: &Memo| {
-                m.made_for(p1 - 1, renumbered) || (t1 - t0 == 1 && m.valid_for(p0, chunk, renumbered))
-            };
-            let mut writer = if keeps && !usable(&kv.memo_read(layer, h)) {
-                // Another head of this KV head may have chosen while we waited for the lock.
-                Some(kv.memo_write(layer, h)).filter(|m| !usable(m))
-            } else {
-                None
-            };
-            if choose && (!keeps || writer.is_some()) {
-                qs.clear();
-                for t in t0..t1 {
-                    qs.extend_from_slice(
-                        &q[(t * n_head + h * group) * hd..(t * n_head + (h + 1) * group) * hd],
-                    );
-                }
-                let queries = Queries { q: &qs, hd, scale: kq_scale };
-                let ranges = memory(kv, compute, layer, h, queries, sinks, wstart);
-                gather(&kv.store, layer, h, &ranges, &mut fresh);
-                let n_mem = fresh.pos.len();
-                if n_mem > 0 && renumbered {
-                    eff.clear();
-                    eff.extend(fresh.pos.iter().enumerate().map(|(i, &p)| match kv.plan.positions {
-                        PositionMode::Fixed => (wstart - 1).max(p),
-                        _ => (wstart - n_mem + i).max(p),
-                    }));
-                    rerotate(rope, &mut fresh.keys, hd, &fresh.pos, &eff);
-                }
-                // The chunk ending the batch leaves its selection to the decoding steps after it.
-                if let Some(m) = writer.as_mut() {
-                    m.keep(p1 - 1, renumbered, &mut fresh);
-                }
-            }
-            drop(writer);
-            let memo = if keeps { Some(kv.memo_read(layer, h)) } else { None };
-            if !choose {
-                fresh.clear();
-            }
-            let mem: &Gathered = memo.as_ref().map_or(&fresh, |m| &m.g);
+            let keeps = t1 == n;
+            let memory = Selector { kv, compute, rope, layer, h, kq_scale };
+            let mem = memory.entries(&view, &qs, keeps, t1 - t0 == 1, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
-            // The window region (offsets from wstart): read in place from f32 pages, one slice
-            // per page, or gathered when the pages hold f16/q8_0.
-            let segs = window_segments(kv, layer, h, wstart..p1).unwrap_or_else(|| {
-                gather(&kv.store, layer, h, std::slice::from_ref(&(wstart..p1)), &mut win);
-                vec![(0..p1 - wstart, &win.keys[..], &win.values[..])]
-            });
+            let segs = window_rows(kv, layer, h, wstart..p1, &mut win);
 
             for t in t0..t1 {
                 let p = pos0 + t;
@@ -174,9 +136,156 @@ pub fn attention(
     });
 }
 
+/// Where a chunk of queries at positions p0..p1 of one layer stands against its budget.
+pub(super) struct ChunkView {
+    /// Everything fits: every query sees 0..=p, as in the full cache.
+    pub fits: bool,
+    pub sinks: usize,
+    /// Recent entries each query sees exactly.
+    pub window: usize,
+    /// Start of the window region (0 when everything fits): memory entries lie before it.
+    pub wstart: usize,
+    /// Whether memory entries attend at re-numbered positions.
+    pub renumbered: bool,
+    /// Whether the layer chooses memory entries (global layers past the budget).
+    pub choose: bool,
+    /// Position of the chunk's last query.
+    pub last: usize,
+}
+
+impl ChunkView {
+    pub fn new(kv: &SparseKv, layer: usize, p0: usize, p1: usize) -> ChunkView {
+        let (sinks, window, budget) = match kv.local[layer] {
+            Some(w) => (0, w, w),
+            None => (kv.plan.sinks, kv.plan.window, kv.plan.budget),
+        };
+        let fits = p1 <= budget;
+        ChunkView {
+            fits,
+            sinks,
+            window,
+            wstart: if fits { 0 } else { (p0 + 1).saturating_sub(window) },
+            renumbered: !fits && renumber(kv, p1),
+            choose: !fits && kv.local[layer].is_none(),
+            last: p1 - 1,
+        }
+    }
+}
+
+/// Chooses (or reuses) the memory entries of one layer and KV head.
+pub(super) struct Selector<'a> {
+    pub kv: &'a SparseKv,
+    pub compute: &'a Compute,
+    pub rope: &'a RopeTable,
+    pub layer: usize,
+    pub h: usize,
+    pub kq_scale: f32,
+}
+
+/// A chunk's memory entries: chosen by the chunk itself, or kept from a selection before it.
+pub(super) enum Memory<'a> {
+    Fresh(&'a Gathered),
+    Kept(RwLockReadGuard<'a, Memo>),
+}
+
+impl Deref for Memory<'_> {
+    type Target = Gathered;
+
+    fn deref(&self) -> &Gathered {
+        match self {
+            Memory::Fresh(g) => g,
+            Memory::Kept(m) => &m.g,
+        }
+    }
+}
+
+impl<'a> Selector<'a> {
+    /// The memory entries the chunk described by `view` attends to, for its queries qs
+    /// (chunk * group, hd). With `keeps`, the selection is the memo's: reused when it was made
+    /// for this chunk (by another query head or segment) or, for a `single` query, within
+    /// `select_chunk` positions of it; otherwise chosen now and kept. Without, it is chosen
+    /// into `fresh`.
+    pub fn entries<'b>(
+        &self,
+        view: &ChunkView,
+        qs: &[f32],
+        keeps: bool,
+        single: bool,
+        fresh: &'b mut Gathered,
+        eff: &mut Vec<usize>,
+    ) -> Memory<'b>
+    where
+        'a: 'b,
+    {
+        let (kv, layer, h) = (self.kv, self.layer, self.h);
+        if !view.choose {
+            fresh.clear();
+            return Memory::Fresh(fresh);
+        }
+        let chunk = kv.plan.select_chunk;
+        let usable = |m: &Memo| {
+            m.made_for(view.last, view.renumbered)
+                || (single && m.valid_for(view.last, chunk, view.renumbered))
+        };
+        let mut writer = if keeps && !usable(&kv.memo_read(layer, h)) {
+            // Another head or segment of this KV head may have chosen while we waited.
+            Some(kv.memo_write(layer, h)).filter(|m| !usable(m))
+        } else {
+            None
+        };
+        if !keeps || writer.is_some() {
+            self.choose(view, qs, fresh, eff);
+            // The chunk ending the batch leaves its selection to the decoding steps after it.
+            if let Some(m) = writer.as_mut() {
+                m.keep(view.last, view.renumbered, fresh);
+            }
+        }
+        drop(writer);
+        if keeps {
+            Memory::Kept(kv.memo_read(layer, h))
+        } else {
+            Memory::Fresh(fresh)
+        }
+    }
+
+    /// Chooses and gathers the memory entries into `fresh`, re-rotated when renumbered.
+    fn choose(&self, view: &ChunkView, qs: &[f32], fresh: &mut Gathered, eff: &mut Vec<usize>) {
+        let (kv, layer, h, wstart) = (self.kv, self.layer, self.h, view.wstart);
+        let hd = kv.store.shape().head_dim;
+        let queries = Queries { q: qs, hd, scale: self.kq_scale };
+        let ranges = memory(kv, self.compute, layer, h, queries, view.sinks, wstart);
+        gather(&kv.store, layer, h, &ranges, fresh);
+        let n_mem = fresh.pos.len();
+        if n_mem > 0 && view.renumbered {
+            eff.clear();
+            eff.extend(fresh.pos.iter().enumerate().map(|(i, &p)| match kv.plan.positions {
+                PositionMode::Fixed => (wstart - 1).max(p),
+                _ => (wstart - n_mem + i).max(p),
+            }));
+            rerotate(self.rope, &mut fresh.keys, hd, &fresh.pos, eff);
+        }
+    }
+}
+
+/// The window region's rows: read in place from f32 pages, one slice per page, or gathered
+/// into `win` when the pages hold f16/q8_0. Ranges are offsets from the region's start.
+pub(super) fn window_rows<'a>(
+    kv: &'a SparseKv,
+    layer: usize,
+    h: usize,
+    region: Range<usize>,
+    win: &'a mut Gathered,
+) -> Vec<Segment<'a>> {
+    window_segments(kv, layer, h, region.clone()).unwrap_or_else(|| {
+        let len = region.len();
+        gather(&kv.store, layer, h, std::slice::from_ref(&region), win);
+        vec![(0..len, &win.keys[..], &win.values[..])]
+    })
+}
+
 /// A window region's rows per page, read in place: (offsets from the region's start, keys
 /// (n, hd), values (n, hdv)); None if any page cannot be read as f32 in place.
-type Segment<'a> = (Range<usize>, &'a [f32], &'a [f32]);
+pub(super) type Segment<'a> = (Range<usize>, &'a [f32], &'a [f32]);
 
 fn window_segments(kv: &SparseKv, layer: usize, h: usize, region: Range<usize>) -> Option<Vec<Segment<'_>>> {
     let page = kv.plan.page;

@@ -27,17 +27,30 @@ impl Gathered {
 }
 
 /// out <- the entries at the positions of `ranges` (ascending, disjoint) of KV head `h`.
+/// Runs within one f32 page are copied as whole slices; other pages are decoded row by row.
 pub fn gather(store: &PagedStore, layer: usize, h: usize, ranges: &[Range<usize>], out: &mut Gathered) {
     let sh = store.shape();
-    let (hd, hdv) = (sh.head_dim, sh.head_dim_v);
-    out.pos.clear();
+    let (hd, hdv, page) = (sh.head_dim, sh.head_dim_v, sh.tokens.max(1));
+    out.clear();
     out.pos.extend(ranges.iter().flat_map(|r| r.clone()));
-    let m = out.pos.len();
-    out.keys.resize(m * hd, 0.0);
-    out.values.resize(m * hdv, 0.0);
-    for (i, &p) in out.pos.iter().enumerate() {
-        store.read_key(layer, h, p, &mut out.keys[i * hd..(i + 1) * hd]);
-        store.read_value(layer, h, p, &mut out.values[i * hdv..(i + 1) * hdv]);
+    for r in ranges {
+        let mut p = r.start;
+        while p < r.end {
+            let end = ((p / page + 1) * page).min(r.end);
+            if let Some((k, v)) = store.f32_rows(layer, h, p..end) {
+                out.keys.extend_from_slice(k);
+                out.values.extend_from_slice(v);
+            } else {
+                let (k0, v0) = (out.keys.len(), out.values.len());
+                out.keys.resize(k0 + (end - p) * hd, 0.0);
+                out.values.resize(v0 + (end - p) * hdv, 0.0);
+                for (i, pos) in (p..end).enumerate() {
+                    store.read_key(layer, h, pos, &mut out.keys[k0 + i * hd..k0 + (i + 1) * hd]);
+                    store.read_value(layer, h, pos, &mut out.values[v0 + i * hdv..v0 + (i + 1) * hdv]);
+                }
+            }
+            p = end;
+        }
     }
 }
 
@@ -57,7 +70,8 @@ pub fn rerotate(rope: &RopeTable, keys: &mut [f32], hd: usize, pos: &[usize], ef
             rope.angles(delta, &mut cos, &mut sin);
             last = Some(delta);
         }
-        rope.rotate(k, &cos, &sin);
+        // No bit of a re-numbered key has to match ggml: the vectorizable form.
+        rope.rotate_unfused(k, &cos, &sin);
     }
 }
 

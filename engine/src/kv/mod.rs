@@ -9,6 +9,7 @@
 
 pub mod attend;
 pub mod codec;
+mod decode;
 pub mod gather;
 pub mod mode;
 pub mod paged_store;

@@ -26,5 +26,5 @@ pub use reduce::{hsum16, LANES};
 pub use rmsnorm::{rms_norm, rms_norm_in_place};
 pub use rope::{RopeLayout, RopeTable};
 pub use sincosf::{cosf, sinf};
-pub use softmax::softmax_in_place;
+pub use softmax::{softmax_in_place, SoftmaxStats};
 pub use table::OpKernels;

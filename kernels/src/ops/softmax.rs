@@ -10,12 +10,27 @@
 use super::expf::exp_poly;
 use super::reduce::{hsum16, LANES};
 
+/// What a softmax divided by: the row's largest score and the sum of exp(score - max). Two rows
+/// softmaxed apart can be merged with them (attention split over segments of its keys).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SoftmaxStats {
+    /// The largest score; -inf for an all-masked (or empty) row.
+    pub max: f32,
+    /// Σ exp(x - max) in the order of the normalization; 0 for an all-masked row.
+    pub sum: f64,
+}
+
+impl SoftmaxStats {
+    /// The stats of an all-masked row, which the softmax turns into zeros.
+    pub const MASKED: SoftmaxStats = SoftmaxStats { max: f32::NEG_INFINITY, sum: 0.0 };
+}
+
 /// x (n,) <- softmax(x). -inf entries (masked) become 0; an all-masked row becomes all zeros
 /// rather than NaN.
-pub fn softmax_in_place(x: &mut [f32]) {
+pub fn softmax_in_place(x: &mut [f32]) -> SoftmaxStats {
     let Some(max) = row_max(x) else {
         x.fill(0.0);
-        return;
+        return SoftmaxStats::MASKED;
     };
     let mut sum = 0.0f64;
     for group in x.chunks_mut(LANES) {
@@ -27,6 +42,7 @@ pub fn softmax_in_place(x: &mut [f32]) {
         sum += hsum16(&e) as f64;
     }
     scale_by_inverse(x, sum);
+    SoftmaxStats { max, sum }
 }
 
 /// The largest entry, or `None` when every entry is -inf (or the row is empty).

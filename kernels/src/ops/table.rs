@@ -8,6 +8,7 @@
 use core::fmt;
 
 use super::attention::{ValueAcc, ValueOrder};
+use super::softmax::SoftmaxStats;
 use crate::isa::{Isa, UnsupportedIsa};
 
 /// scores (n,) = keys (n, hd) · q (hd,) * scale.
@@ -16,8 +17,8 @@ pub type AttnScoresFn = fn(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f3
 pub type AttnValuesAddFn = fn(acc: &mut ValueAcc, w: &[f32], values: &[f32]);
 /// out (hdv,) = the value sum in acc.
 pub type AttnValuesFinishFn = fn(acc: &ValueAcc, out: &mut [f32]);
-/// x (n,) <- softmax(x), one attention row.
-pub type SoftmaxFn = fn(x: &mut [f32]);
+/// x (n,) <- softmax(x), one attention row; returns its max and exp sum.
+pub type SoftmaxFn = fn(x: &mut [f32]) -> SoftmaxStats;
 /// gate (n,) <- act(gate) * up, one FFN row.
 pub type GatedFn = fn(gate: &mut [f32], up: &[f32]);
 /// out (n,) = rmsnorm(x (n,)) * w (n,).
@@ -123,9 +124,10 @@ impl OpKernels {
         (self.attn_values_finish)(acc, out)
     }
 
-    /// x (n,) <- softmax(x) of one attention row (-inf = masked).
+    /// x (n,) <- softmax(x) of one attention row (-inf = masked); returns the row's max and
+    /// exp sum, which callers that split a row over segments need to merge them.
     #[inline]
-    pub fn softmax(&self, x: &mut [f32]) {
+    pub fn softmax(&self, x: &mut [f32]) -> SoftmaxStats {
         (self.softmax)(x)
     }
 

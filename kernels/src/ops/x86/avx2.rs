@@ -8,7 +8,7 @@ use crate::ops::attention::{ValueAcc, ValueOrder};
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
 use crate::ops::reduce::LANES;
-use crate::ops::softmax::{row_max, scale_by_inverse};
+use crate::ops::softmax::{row_max, scale_by_inverse, SoftmaxStats};
 
 /// One 16-lane ggml vector: lanes 0..8 and 8..16.
 #[derive(Clone, Copy)]
@@ -139,10 +139,10 @@ fn silu8(x: __m256) -> __m256 {
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn softmax_in_place(x: &mut [f32]) {
+pub unsafe fn softmax_in_place(x: &mut [f32]) -> SoftmaxStats {
     let Some(max) = row_max(x) else {
         x.fill(0.0);
-        return;
+        return SoftmaxStats::MASKED;
     };
     let vmax = splat(max);
     let mut sum = 0.0f64;
@@ -152,6 +152,7 @@ pub unsafe fn softmax_in_place(x: &mut [f32]) {
         sum += hsum(e) as f64;
     }
     scale_by_inverse(x, sum);
+    SoftmaxStats { max, sum }
 }
 
 /// `ops::swiglu_row`.

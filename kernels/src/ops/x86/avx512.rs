@@ -6,7 +6,7 @@ use crate::ops::attention::{ValueAcc, ValueOrder};
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
 use crate::ops::reduce::LANES;
-use crate::ops::softmax::{row_max, scale_by_inverse};
+use crate::ops::softmax::{row_max, scale_by_inverse, SoftmaxStats};
 
 /// Lanes `0..n` (n <= 16) as a load/store mask.
 #[inline]
@@ -130,10 +130,10 @@ fn silu16(x: __m512) -> __m512 {
 /// # Safety
 /// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub unsafe fn softmax_in_place(x: &mut [f32]) {
+pub unsafe fn softmax_in_place(x: &mut [f32]) -> SoftmaxStats {
     let Some(max) = row_max(x) else {
         x.fill(0.0);
-        return;
+        return SoftmaxStats::MASKED;
     };
     let (neg_inf, vmax) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(max));
     let mut sum = 0.0f64;
@@ -144,6 +144,7 @@ pub unsafe fn softmax_in_place(x: &mut [f32]) {
         sum += hsum(e) as f64;
     }
     scale_by_inverse(x, sum);
+    SoftmaxStats { max, sum }
 }
 
 /// `ops::swiglu_row`.
@@ -243,6 +244,10 @@ const TILE: usize = 256;
 
 /// [`attn_values_add`] with K accumulators per column block: K = 16 is tinyBLAS's order (one
 /// 16-lane accumulator along positions), K = 64 `ggml_vec_dot_f32`'s (four of them).
+///
+/// The accumulators are walked 16 at a time (a pass), so each pass's 16 vectors stay in
+/// registers over the whole tile instead of being loaded and stored at every position; K = 64
+/// then costs what K = 16 does. Every accumulator still takes its positions in order.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 fn add_in_order<const K: usize>(acc: &mut ValueAcc, w: &[f32], values: &[f32]) {
@@ -259,36 +264,48 @@ fn add_in_order<const K: usize>(acc: &mut ValueAcc, w: &[f32], values: &[f32]) {
             // SAFETY: t0 + j < n and n * hdv <= values.len(); the mask keeps columns below hdv.
             let row =
                 |j: usize| unsafe { _mm512_maskz_loadu_ps(mask, values.as_ptr().add((t0 + j) * hdv + d)) };
-            // SAFETY: state holds K * 16 floats.
-            let mut a: [__m512; K] =
-                core::array::from_fn(|l| unsafe { _mm512_loadu_ps(state.as_ptr().add(l * LANES)) });
-            accumulate(&mut a, seen % K, tile, row);
-            for (l, a) in a.iter().enumerate() {
-                // SAFETY: as for the load.
-                unsafe { _mm512_storeu_ps(state.as_mut_ptr().add(l * LANES), *a) };
+            for (pass, state) in state.chunks_exact_mut(LANES * LANES).enumerate() {
+                // SAFETY: a pass's state holds 16 accumulators of 16 floats.
+                let mut a: [__m512; LANES] =
+                    core::array::from_fn(|l| unsafe { _mm512_loadu_ps(state.as_ptr().add(l * LANES)) });
+                accumulate_pass::<K>(&mut a, seen % K, pass * LANES, tile, &row);
+                for (l, a) in a.iter().enumerate() {
+                    // SAFETY: as for the load.
+                    unsafe { _mm512_storeu_ps(state.as_mut_ptr().add(l * LANES), *a) };
+                }
             }
         }
     }
 }
 
-/// a[(first + j) % K] += w[j] row(j) for the positions j of one tile, the accumulator of its
-/// first position being `first`. After the first round, whole rounds are unrolled: the
-/// accumulators are locals, so K = 16 stays in registers.
+/// a[l] += w[j] row(j) for the positions j of one tile whose accumulator is lo + l, the first
+/// position's accumulator being `first`. Whole runs of 16 are unrolled with constant indices,
+/// so `a` stays in registers.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-fn accumulate<const K: usize>(a: &mut [__m512; K], first: usize, w: &[f32], row: impl Fn(usize) -> __m512) {
-    let head = ((K - first) % K).min(w.len());
-    for j in 0..head {
-        a[first + j] = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), a[first + j]);
-    }
-    let whole = head + (w.len() - head) / K * K;
-    for j0 in (head..whole).step_by(K) {
+fn accumulate_pass<const K: usize>(
+    a: &mut [__m512; LANES],
+    first: usize,
+    lo: usize,
+    w: &[f32],
+    row: &impl Fn(usize) -> __m512,
+) {
+    let len = w.len();
+    // Round r covers the positions whose accumulators are 0..K: r * K - first ..; accumulator
+    // lo + l of round r is position r * K + lo + l - first.
+    for r in 0..(len + first).div_ceil(K) {
+        let Some(j0) = (r * K + lo).checked_sub(first).filter(|&j0| j0 + LANES <= len) else {
+            // A partial run (the tile's first or last round).
+            for (l, a) in a.iter_mut().enumerate() {
+                if let Some(j) = (r * K + lo + l).checked_sub(first).filter(|&j| j < len) {
+                    *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
+                }
+            }
+            continue;
+        };
         for (l, a) in a.iter_mut().enumerate() {
             *a = _mm512_fmadd_ps(row(j0 + l), _mm512_set1_ps(w[j0 + l]), *a);
         }
-    }
-    for (a, j) in a.iter_mut().zip(whole..w.len()) {
-        *a = _mm512_fmadd_ps(row(j), _mm512_set1_ps(w[j]), *a);
     }
 }
 

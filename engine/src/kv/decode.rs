@@ -1,0 +1,235 @@
+//! Attention of one decoded token past the budget: GQA-shared, split over the attended entries.
+//!
+//! A decoded token has one query per head (9 for SmolLM2, over 3 KV heads). Items of one KV head
+//! leave a thread idle (3 items on 2 threads); items of one query head read their KV head's B
+//! entries once per head. Here an item is one KV head and one segment of its entries, with all
+//! the queries of its group: each tile of keys, then of values, is loaded once for the group
+//! while it sits in L1, and `segments` per KV head make items of equal size for the threads.
+//!
+//! Each segment's softmax is normalised on its own; the last item of a KV head to finish merges
+//! the segments' outputs by their max and exp sum (log-sum-exp), which gives the softmax over all
+//! the entries up to rounding. This path only runs past the budget, where no bit has to match
+//! the dense cache; while the sequence fits, `attend` keeps the full cache's order and bits.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use fovea_kernels::ops::{RopeTable, SoftmaxStats, ValueAcc, ValueOrder};
+
+use super::attend::{window_rows, ChunkView, Selector};
+use super::gather::Gathered;
+use super::sparse::SparseKv;
+use crate::attention::AttnShape;
+use crate::matmul::Compute;
+use crate::threadpool::SharedMut;
+
+/// Entries per tile: 64 keys (or values) of a 64-wide head are 16 KiB, which stay in L1 while
+/// every query of the group reads them.
+const TILE: usize = 64;
+
+/// Attention of the single query token q (n_head * hd) at position `pos`, which `view` places
+/// past the budget, over the entries the mode chooses -> out (n_head * hdv).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attention(
+    compute: &Compute,
+    kv: &SparseKv,
+    rope: &RopeTable,
+    layer: usize,
+    shape: AttnShape,
+    pos: usize,
+    view: &ChunkView,
+    q: &[f32],
+    out: &mut [f32],
+) {
+    let AttnShape { n_head, group, head_dim: hd, head_dim_v: hdv, kq_scale } = shape;
+    let n_kv = n_head / group.max(1);
+    let ops = compute.ops;
+    // One segment per thread and KV head: n_kv * threads items of equal size.
+    let n_seg = compute.pool.active_threads().max(1);
+    let n_items = n_kv * n_seg;
+    let next = AtomicUsize::new(0);
+    // Segments finished per KV head; the item that finishes last merges them.
+    let finished: Vec<AtomicUsize> = (0..n_kv).map(|_| AtomicUsize::new(0)).collect();
+    // (n_kv, n_seg, group) each segment's softmax stats and normalised output (hdv,).
+    let mut stats = vec![SoftmaxStats::MASKED; n_kv * n_seg * group];
+    let mut partial = vec![0.0f32; n_kv * n_seg * group * hdv];
+    let (stats, partial) = (SharedMut::new(&mut stats), SharedMut::new(&mut partial));
+    let out = SharedMut::new(out);
+    compute.pool.run(&|_| {
+        let mut fresh = Gathered::default();
+        let mut win = Gathered::default();
+        let mut eff: Vec<usize> = Vec::new();
+        let mut s: Vec<f32> = Vec::new(); // (group, seg len) scores, then weights
+        let mut accs: Vec<ValueAcc> = Vec::new(); // (group,)
+        loop {
+            let item = next.fetch_add(1, Ordering::Relaxed);
+            if item >= n_items {
+                break;
+            }
+            // Items of the same segment index first, so the first items of every KV head make
+            // its selection on different threads while the later ones reuse it.
+            let (h, seg) = (item % n_kv, item / n_kv);
+            let qs = &q[h * group * hd..(h + 1) * group * hd]; // (group, hd)
+            let memory = Selector { kv, compute, rope, layer, h, kq_scale };
+            let mem = memory.entries(view, qs, true, true, &mut fresh, &mut eff);
+            let n_mem = mem.pos.len();
+            let window = window_rows(kv, layer, h, view.wstart..pos + 1, &mut win);
+            // Entry index space: memory entries 0..n_mem, then the window region.
+            let mut pieces = vec![(0..n_mem, &mem.keys[..], &mem.values[..])];
+            pieces.extend(window.iter().map(|(r, k, v)| (r.start + n_mem..r.end + n_mem, *k, *v)));
+            let m = n_mem + (pos + 1 - view.wstart);
+            let range = segment(m, n_seg, seg);
+            let len = range.len();
+
+            s.clear();
+            s.resize(group * len, f32::NEG_INFINITY);
+            for (r, keys, _) in &pieces {
+                for tile in tiles(intersect(r, &range)) {
+                    let k = &keys[(tile.start - r.start) * hd..(tile.end - r.start) * hd];
+                    for (g, sg) in s.chunks_exact_mut(len.max(1)).enumerate() {
+                        let at = tile.start - range.start..tile.end - range.start;
+                        ops.attn_scores(&qs[g * hd..(g + 1) * hd], k, kq_scale, &mut sg[at]);
+                    }
+                }
+            }
+            let slot = (h * n_seg + seg) * group;
+            // SAFETY: item (h, seg) alone writes its group's slots.
+            let my_stats = unsafe { stats.range(slot, group) };
+            for (st, sg) in my_stats.iter_mut().zip(s.chunks_exact_mut(len.max(1))) {
+                *st = if len == 0 { SoftmaxStats::MASKED } else { ops.softmax(sg) };
+            }
+            accs.resize_with(group, || ValueAcc::new(ValueOrder::Gemm, hdv));
+            accs.iter_mut().for_each(|a| a.reset(ValueOrder::Gemm, hdv));
+            for (r, _, values) in &pieces {
+                for tile in tiles(intersect(r, &range)) {
+                    let v = &values[(tile.start - r.start) * hdv..(tile.end - r.start) * hdv];
+                    let at = tile.start - range.start..tile.end - range.start;
+                    for (acc, wg) in accs.iter_mut().zip(s.chunks_exact(len.max(1))) {
+                        ops.attn_values_add(acc, &wg[at.clone()], v);
+                    }
+                }
+            }
+            // SAFETY: as for the stats.
+            let my_out = unsafe { partial.range(slot * hdv, group * hdv) };
+            for (acc, o) in accs.iter().zip(my_out.chunks_exact_mut(hdv.max(1))) {
+                ops.attn_values_finish(acc, o);
+            }
+            // Release our slots to the merging item; acquire the others' when we merge.
+            if finished[h].fetch_add(1, Ordering::AcqRel) + 1 == n_seg {
+                let first = h * n_seg * group;
+                // SAFETY: every segment of KV head h has finished (the counter), so nothing
+                // else touches its slots; the output heads of h are written by this item alone.
+                let (st, part, o) = unsafe {
+                    (
+                        stats.range(first, n_seg * group),
+                        partial.range(first * hdv, n_seg * group * hdv),
+                        out.range(h * group * hdv, group * hdv),
+                    )
+                };
+                merge(st, part, group, hdv, o);
+            }
+        }
+    });
+}
+
+/// out (group, hdv) = the softmax-weighted sum over all segments, from each segment's stats
+/// and normalised output: segment s weighs sum_s * exp(max_s - max) of the whole row's mass.
+/// stats (n_seg, group), part (n_seg, group, hdv).
+fn merge(stats: &[SoftmaxStats], part: &[f32], group: usize, hdv: usize, out: &mut [f32]) {
+    let n_seg = stats.len() / group.max(1);
+    for (g, o) in out.chunks_exact_mut(hdv.max(1)).enumerate() {
+        let st = |seg: usize| stats[seg * group + g];
+        let max = (0..n_seg).map(|seg| st(seg).max).fold(f32::NEG_INFINITY, f32::max);
+        if max == f32::NEG_INFINITY {
+            o.fill(0.0);
+            continue;
+        }
+        let mass: Vec<f64> = (0..n_seg).map(|seg| st(seg).sum * ((st(seg).max - max) as f64).exp()).collect();
+        let total: f64 = mass.iter().sum();
+        for (d, o) in o.iter_mut().enumerate() {
+            let sum: f64 = (0..n_seg)
+                .filter(|&seg| mass[seg] > 0.0)
+                .map(|seg| mass[seg] * part[(seg * group + g) * hdv + d] as f64)
+                .sum();
+            *o = (sum / total) as f32;
+        }
+    }
+}
+
+/// Segment `seg` of `n_seg` over m entries, cut at multiples of 16 (whole SIMD blocks).
+fn segment(m: usize, n_seg: usize, seg: usize) -> Range<usize> {
+    let per = m.div_ceil(n_seg.max(1)).next_multiple_of(16);
+    (seg * per).min(m)..((seg + 1) * per).min(m)
+}
+
+fn intersect(a: &Range<usize>, b: &Range<usize>) -> Range<usize> {
+    let start = a.start.max(b.start);
+    start..a.end.min(b.end).max(start)
+}
+
+/// Consecutive tiles of at most [`TILE`] entries covering `r`.
+fn tiles(r: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    r.clone().step_by(TILE).map(move |a| a..(a + TILE).min(r.end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cover_the_entries_in_order() {
+        for m in [0usize, 1, 15, 16, 17, 100, 512, 513] {
+            for n_seg in 1..5 {
+                let segs: Vec<_> = (0..n_seg).map(|s| segment(m, n_seg, s)).collect();
+                assert_eq!(segs[0].start, 0);
+                assert_eq!(segs[n_seg - 1].end, m, "m={m} n_seg={n_seg}");
+                for w in segs.windows(2) {
+                    assert_eq!(w[0].end, w[1].start);
+                }
+                assert!(segs.iter().all(|s| s.start % 16 == 0 || s.start == m));
+            }
+        }
+    }
+
+    /// Softmax-weighted sums over a row split in segments and merged equal the sum over the
+    /// whole row (f64 reference), including an all-masked segment.
+    #[test]
+    fn merged_segments_equal_the_whole_row() {
+        let ops = fovea_kernels::ops::OpKernels::detect();
+        let (group, hdv, m) = (3, 5, 70);
+        let scores: Vec<f32> = (0..group * m).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let values: Vec<f32> = (0..m * hdv).map(|i| ((i * 13 % 29) as f32 - 14.0) / 3.0).collect();
+        for cuts in [vec![0, 70], vec![0, 32, 70], vec![0, 16, 16, 48, 70]] {
+            let n_seg = cuts.len() - 1;
+            let mut stats = vec![SoftmaxStats::MASKED; n_seg * group];
+            let mut part = vec![0.0f32; n_seg * group * hdv];
+            for seg in 0..n_seg {
+                let r = cuts[seg]..cuts[seg + 1];
+                for g in 0..group {
+                    let mut w: Vec<f32> = scores[g * m..(g + 1) * m][r.clone()].to_vec();
+                    let slot = seg * group + g;
+                    stats[slot] = if w.is_empty() { SoftmaxStats::MASKED } else { ops.softmax(&mut w) };
+                    let o = &mut part[slot * hdv..(slot + 1) * hdv];
+                    ops.attn_values(&w, &values[r.start * hdv..r.end * hdv], ValueOrder::Gemm, o);
+                }
+            }
+            let mut out = vec![f32::NAN; group * hdv];
+            merge(&stats, &part, group, hdv, &mut out);
+            for g in 0..group {
+                let row = &scores[g * m..(g + 1) * m];
+                let max = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+                let e: Vec<f64> = row.iter().map(|&x| (x as f64 - max).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for d in 0..hdv {
+                    let want: f64 = (0..m).map(|j| e[j] / z * values[j * hdv + d] as f64).sum();
+                    let got = out[g * hdv + d] as f64;
+                    // f32 softmax and sums over 70 entries: a few ulps of the value scale.
+                    assert!(
+                        (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                        "cuts {cuts:?} g={g} d={d}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
