@@ -20,7 +20,7 @@ pub struct KvArgs {
     /// Tokens per page (default 16).
     #[arg(long = "kv-page")]
     pub page: Option<usize>,
-    /// Resident bytes of exact K/V pages (suffixes K, M, G); older pages spill to a mapped file.
+    /// Resident bytes of the KV cache: pages, summaries and kept selections (suffixes K, M, G); the oldest pages spill to a mapped file.
     #[arg(long = "kv-ram")]
     pub ram: Option<String>,
     /// Element type of the pages: f32, f16, q8_0.

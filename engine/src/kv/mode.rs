@@ -157,7 +157,8 @@ pub struct KvOptions {
     pub window: Option<usize>,
     /// Tokens per page (fovea's unit of retrieval and the store's unit of spilling).
     pub page: Option<usize>,
-    /// Resident bytes of exact K/V pages; older pages beyond it go to a spill file (None: no cap).
+    /// Resident bytes of the KV cache (pages, summaries, kept selections); the oldest pages beyond
+    /// it go to a spill file (None: no cap).
     pub ram_bytes: Option<usize>,
     pub kv_type: KvType,
     pub scoring: Scoring,

@@ -2,8 +2,9 @@
 //!
 //! A page holds one layer's P consecutive positions for all KV heads, laid out
 //! K (n_kv, P, row_bytes(hd)) then V (n_kv, P, row_bytes(hdv)), in the cache's element type. Pages
-//! stay resident up to `ram_bytes`; when a completed page pushes the resident bytes over the cap,
-//! the oldest completed pages move to the spill file. Pages no query can reach again (a
+//! stay resident up to `ram_bytes`, less what the owner reserves for its other resident bytes
+//! (summaries, kept selections); when the total goes over the cap, the oldest completed pages
+//! move to the spill file. Pages no query can reach again (a
 //! sliding-window layer's past) are dropped.
 
 use std::collections::VecDeque;
@@ -57,9 +58,11 @@ pub struct PagedStore {
     shape: PageShape,
     /// pages[layer][page]
     pages: Vec<Vec<Page>>,
-    /// Cap on resident page bytes (None: never spill).
+    /// Cap on resident bytes, pages plus `reserved` (None: never spill).
     ram_bytes: Option<usize>,
     resident: usize,
+    /// The owner's other resident bytes, counted against the cap.
+    reserved: usize,
     /// Completed resident pages, oldest first: the spill order.
     spill_queue: VecDeque<(usize, usize)>,
     spill: Option<SpillFile>,
@@ -89,6 +92,7 @@ impl PagedStore {
             pages: (0..n_layer).map(|_| Vec::new()).collect(),
             ram_bytes,
             resident: 0,
+            reserved: 0,
             spill_queue: VecDeque::new(),
             spill: None,
         })
@@ -104,6 +108,14 @@ impl PagedStore {
 
     pub fn spilled_bytes(&self) -> usize {
         self.spill.as_ref().map_or(0, SpillFile::bytes_in_use)
+    }
+
+    /// Counts `bytes` of the owner's other resident memory against the cap, spilling pages if
+    /// the total is now over it. Only completed pages spill: once the reserve alone fills the
+    /// cap, the resident total is the reserve plus one page per layer.
+    pub fn set_reserved(&mut self, bytes: usize) -> Result<()> {
+        self.reserved = bytes;
+        self.enforce_cap()
     }
 
     pub fn clear(&mut self) {
@@ -162,7 +174,7 @@ impl PagedStore {
 
     fn enforce_cap(&mut self) -> Result<()> {
         let Some(cap) = self.ram_bytes else { return Ok(()) };
-        while self.resident > cap {
+        while self.resident + self.reserved > cap {
             let Some((layer, page)) = self.spill_queue.pop_front() else { break };
             let Page::Resident(bytes) = &self.pages[layer][page] else { continue };
             let spill = match &mut self.spill {

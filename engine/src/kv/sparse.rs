@@ -157,6 +157,13 @@ impl SparseKv {
                 idx.finish_page();
             }
         }
+        // The summaries grow with the pages and count against --kv-ram like them.
+        if completed && self.plan.ram_bytes.is_some() {
+            if let Err(e) = self.store.set_reserved(self.summary_bytes()) {
+                self.error = Some(e);
+                return;
+            }
+        }
         // A sliding-window layer never reads further back than window + one micro-batch.
         if let Some(w) = self.local[layer] {
             if completed {
@@ -178,7 +185,8 @@ impl SparseKv {
         self.error = None;
     }
 
-    /// Bytes in RAM: resident pages plus every page summary and tree node.
+    /// Bytes in RAM: resident pages plus every page summary and tree node and the kept
+    /// selections; under `--kv-ram` while the summaries leave room for a page per layer.
     pub fn resident_bytes(&self) -> usize {
         self.store.resident_bytes() + self.summary_bytes()
     }
