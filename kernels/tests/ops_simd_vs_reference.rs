@@ -84,6 +84,30 @@ fn softmax_equals_reference() {
 }
 
 #[test]
+fn f16_conversion_equals_reference_on_every_class_of_value() {
+    // Every f16 bit pattern: zeros, subnormals, normals, infinities and NaNs of both signs.
+    let all: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
+    let mut want = vec![0.0f32; all.len()];
+    ops::f16_to_f32(&all, &mut want);
+    for ops_simd in simd_tables() {
+        for n in LENGTHS.into_iter().chain([all.len()]) {
+            // Offsets that leave the SIMD blocks unaligned and a destination longer than the
+            // source (n = the shorter length; the rest untouched).
+            for off in [0usize, 3] {
+                let src = &all[off..(off + n).min(all.len())];
+                let mut got = vec![f32::from_bits(0x7fc0_dead); src.len() + 2];
+                ops_simd.f16_to_f32(src, &mut got);
+                let what = format!("{:?} f16_to_f32 n={n} off={off}", ops_simd.isa());
+                let want = &want[off..off + src.len()];
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got[..src.len()]), bits(want), "{what}");
+                assert!(got[src.len()..].iter().all(|v| v.to_bits() == 0x7fc0_dead), "{what}: wrote past n");
+            }
+        }
+    }
+}
+
+#[test]
 fn swiglu_equals_reference() {
     let mut rng = Rng(0x5eed_0002);
     for ops_simd in simd_tables() {

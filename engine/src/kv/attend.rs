@@ -17,7 +17,7 @@ use fovea_kernels::ops::{RopeTable, ValueAcc, ValueOrder};
 
 use super::gather::{gather, rerotate, Gathered};
 use super::mode::{KvMode, PositionMode, Scoring};
-use super::select::{dilated_positions, merge, select_pages, top_pages_exact, Queries, Want};
+use super::select::{dilated_positions, merge, select_pages, top_pages_exact, Kernels, Queries, Want};
 use super::sparse::{Memo, SparseKv};
 use crate::attention::AttnShape;
 use crate::matmul::Compute;
@@ -339,6 +339,8 @@ fn memory(
             let n_eligible = mem_end / page;
             let index = &kv.index[layer][h];
             let dots = |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
+            let widen = |src: &[half::f16], dst: &mut [f32]| compute.ops.f16_to_f32(src, dst);
+            let kernels = Kernels { dots: &dots, widen: &widen };
             let half = k.div_ceil(2);
             let (by_bound, by_mean, beam_factor) = match plan.scoring {
                 Scoring::Bound => (k, 0, plan.beam),
@@ -355,7 +357,7 @@ fn memory(
                 top_pages_exact(qs, &keys.keys, page, k, &dots)
             } else {
                 let (p, nodes) =
-                    select_pages(index, qs, n_eligible, Want { by_bound, by_mean, beam_factor }, &dots);
+                    select_pages(index, qs, n_eligible, Want { by_bound, by_mean, beam_factor }, kernels);
                 kv.stats.add(nodes, n_eligible);
                 p
             };

@@ -18,10 +18,21 @@
 
 use std::ops::Range;
 
-use super::summaries::{bound, HeadIndex, Level, BRANCHING};
+use half::f16;
+
+use super::summaries::{bound, HeadIndex, Level, Part, BRANCHING};
 
 /// The attention score kernel: (q (hd,), keys (n, hd), scale, scores (n,)).
 pub type ScoreFn<'a> = &'a dyn Fn(&[f32], &[f32], f32, &mut [f32]);
+/// The f16 -> f32 row conversion kernel: (src (n,), dst (n,)).
+pub type WidenFn<'a> = &'a dyn Fn(&[f16], &mut [f32]);
+
+/// The kernels selection runs on: scores of the widened (f16) summaries.
+#[derive(Clone, Copy)]
+pub struct Kernels<'a> {
+    pub dots: ScoreFn<'a>,
+    pub widen: WidenFn<'a>,
+}
 
 /// A chunk's queries for one KV head: q (n_q, hd), scores scaled by `scale` (kq_scale).
 #[derive(Clone, Copy)]
@@ -62,7 +73,7 @@ pub fn select_pages(
     qs: Queries<'_>,
     n_eligible: usize,
     want: Want,
-    dots: ScoreFn<'_>,
+    kernels: Kernels<'_>,
 ) -> (Vec<usize>, usize) {
     let n_eligible = n_eligible.min(index.n_pages());
     let k = want.by_bound + want.by_mean;
@@ -70,7 +81,7 @@ pub fn select_pages(
         return (Vec::new(), 0);
     }
     let (wb, wm) = (beam_width(want.by_bound, want.beam_factor), beam_width(want.by_mean, want.beam_factor));
-    let mut sc = Scorer::new(index, qs, want.by_bound > 0, want.by_mean > 0, dots);
+    let mut sc = Scorer::new(index, qs, want.by_bound > 0, want.by_mean > 0, kernels);
     let top = index.levels.len() - 1;
     // Eligible nodes of level l: those whose first page is eligible.
     let eligible = |l: usize| n_eligible.div_ceil(BRANCHING.pow(l as u32));
@@ -105,7 +116,7 @@ pub fn select_pages(
 /// Scores candidate nodes of one level for a chunk's queries.
 struct Scorer<'a> {
     qs: Queries<'a>,
-    dots: ScoreFn<'a>,
+    kernels: Kernels<'a>,
     want_bound: bool,
     want_mean: bool,
     /// abs (n_q, hd): |q| per row, the weights of the half-widths.
@@ -119,16 +130,25 @@ struct Scorer<'a> {
     /// Scratch (n_cand,): one row's dots.
     s1: Vec<f32>,
     s2: Vec<f32>,
+    /// The candidates' summaries widened to f32 (n_cand, hd): mid, half, mean.
+    rows: [Vec<f32>; 3],
 }
 
 impl<'a> Scorer<'a> {
-    fn new(index: &HeadIndex, qs: Queries<'a>, want_bound: bool, want_mean: bool, dots: ScoreFn<'a>) -> Self {
+    fn new(
+        index: &HeadIndex,
+        qs: Queries<'a>,
+        want_bound: bool,
+        want_mean: bool,
+        kernels: Kernels<'a>,
+    ) -> Self {
         let hd = qs.hd;
         let root = &index.levels[index.levels.len() - 1];
-        let c = qs.rows().map(|q| bound(q, &root.mid[..hd], &root.half[..hd])).collect();
+        let (mid, half) = (root.row_f32(Part::Mid, 0, hd), root.row_f32(Part::Half, 0, hd));
+        let c = qs.rows().map(|q| bound(q, &mid, &half)).collect();
         Scorer {
             qs,
-            dots,
+            kernels,
             want_bound,
             want_mean,
             abs: qs.q.iter().map(|x| x.abs()).collect(),
@@ -138,6 +158,7 @@ impl<'a> Scorer<'a> {
             mean: Vec::new(),
             s1: Vec::new(),
             s2: Vec::new(),
+            rows: Default::default(),
         }
     }
 
@@ -152,29 +173,35 @@ impl<'a> Scorer<'a> {
         self.mean.resize(n, 0.0);
         self.s1.resize(n, 0.0);
         self.s2.resize(n, 0.0);
+        // Widen the candidates' rows once; every query row then scores them in one call.
         let blocks = runs(cands);
+        let parts =
+            [(Part::Mid, self.want_bound), (Part::Half, self.want_bound), (Part::Mean, self.want_mean)];
+        for ((part, wanted), rows) in parts.into_iter().zip(&mut self.rows) {
+            if !wanted {
+                continue;
+            }
+            rows.resize(n * hd, 0.0);
+            let mut i = 0;
+            for b in &blocks {
+                (self.kernels.widen)(level.rows(part, b.clone(), hd), &mut rows[i * hd..(i + b.len()) * hd]);
+                i += b.len();
+            }
+        }
+        let [mid, half, mean] = &self.rows;
+        let dots = self.kernels.dots;
         for (r, q) in self.qs.rows().enumerate() {
             let abs = &self.abs[r * hd..(r + 1) * hd];
             if self.want_bound {
-                let mut i = 0;
-                for b in &blocks {
-                    let (s1, s2) = (&mut self.s1[i..i + b.len()], &mut self.s2[i..i + b.len()]);
-                    (self.dots)(q, &level.mid[b.start * hd..b.end * hd], 1.0, s1);
-                    (self.dots)(abs, &level.half[b.start * hd..b.end * hd], 1.0, s2);
-                    i += b.len();
-                }
+                dots(q, &mid[..n * hd], 1.0, &mut self.s1);
+                dots(abs, &half[..n * hd], 1.0, &mut self.s2);
                 let (s, c) = (self.qs.scale, self.c[r]);
                 for ((f, &a), &b) in self.bound.iter_mut().zip(&self.s1).zip(&self.s2) {
                     *f += (s * (a + b - c)).exp();
                 }
             }
             if self.want_mean {
-                let mut i = 0;
-                for b in &blocks {
-                    let s1 = &mut self.s1[i..i + b.len()];
-                    (self.dots)(q, &level.mean[b.start * hd..b.end * hd], self.qs.scale, s1);
-                    i += b.len();
-                }
+                dots(q, &mean[..n * hd], self.qs.scale, &mut self.s1);
                 softmax_add(&self.s1, &mut self.mean);
             }
         }
@@ -309,6 +336,12 @@ mod tests {
         }
     }
 
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
+    }
+
+    const SCALAR: Kernels<'static> = Kernels { dots: &dots, widen: &widen };
+
     fn random_index(seed: &mut u64, hd: usize, pages: usize, per_page: usize) -> HeadIndex {
         let mut idx = HeadIndex::new(hd);
         for p in 0..pages {
@@ -334,18 +367,16 @@ mod tests {
         let (pages, root) = (&index.levels[0], index.levels.last().unwrap());
         let n = n_eligible.min(index.n_pages());
         let (mut fb, mut fm) = (vec![0.0f32; n], vec![0.0f32; n]);
+        let row = |level: &Level, part: Part, p: usize| level.row_f32(part, p, hd);
         for q in qs.rows() {
-            let c = bound(q, &root.mid[..hd], &root.half[..hd]);
+            let c = bound(q, &row(root, Part::Mid, 0), &row(root, Part::Half, 0));
             let s: Vec<f32> = (0..n)
-                .map(|p| {
-                    qs.scale
-                        * q.iter().zip(&pages.mean[p * hd..(p + 1) * hd]).map(|(a, b)| a * b).sum::<f32>()
-                })
+                .map(|p| qs.scale * q.iter().zip(&row(pages, Part::Mean, p)).map(|(a, b)| a * b).sum::<f32>())
                 .collect();
             let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let z: f32 = s.iter().map(|x| (x - max).exp()).sum();
             for p in 0..n {
-                let ub = bound(q, &pages.mid[p * hd..(p + 1) * hd], &pages.half[p * hd..(p + 1) * hd]);
+                let ub = bound(q, &row(pages, Part::Mid, p), &row(pages, Part::Half, p));
                 fb[p] += (qs.scale * (ub - c)).exp();
                 fm[p] += (s[p] - max).exp() / z;
             }
@@ -373,7 +404,7 @@ mod tests {
             let q: Vec<f32> = (0..n_q * hd).map(|_| rng(&mut seed) * 2.0).collect();
             let qs = Queries { q: &q, hd, scale: 0.25 };
             let want = Want { by_bound, by_mean, beam_factor: usize::MAX };
-            let (got, scored) = select_pages(&idx, qs, eligible, want, &dots);
+            let (got, scored) = select_pages(&idx, qs, eligible, want, SCALAR);
             let expect = naive(&idx, qs, eligible, by_bound, by_mean);
             assert_eq!(got, expect, "pages {pages}, queries {n_q}");
             assert!(scored >= eligible.min(pages));
@@ -406,7 +437,7 @@ mod tests {
                 }
                 idx.finish_page();
             }
-            let (got, scored) = select_pages(&idx, qs, pages, want, &dots);
+            let (got, scored) = select_pages(&idx, qs, pages, want, SCALAR);
             let mut by_bound = got[..3].to_vec();
             by_bound.sort_unstable();
             assert_eq!(by_bound, needles, "{pages} pages");

@@ -11,16 +11,33 @@
 //!
 //! `select` descends this tree coarse to fine. Summaries are taken from the keys as stored
 //! (after f16/q8_0 rounding), so the bound holds for the keys attention will actually read.
+//!
+//! Nodes are stored in f16: at 16-token pages the summaries are about a tenth of the f32 K/V,
+//! and they stay resident at any length. `mid` is rounded to nearest and `half` then rounded up
+//! from the rounded centre, so the stored range still covers every key (up to f16's largest
+//! value, 65504, far above any key seen). Scoring widens the rows it reads to f32.
+
+use std::ops::Range;
+
+use half::f16;
 
 /// Children per tree node.
 pub const BRANCHING: usize = 8;
 
-/// One level of the tree: mid, half and mean (n_nodes, hd).
+/// Which summary of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Mid,
+    Half,
+    Mean,
+}
+
+/// One level of the tree: mid, half and mean (n_nodes, hd), in f16.
 #[derive(Clone, Debug, Default)]
 pub struct Level {
-    pub mid: Vec<f32>,
-    pub half: Vec<f32>,
-    pub mean: Vec<f32>,
+    mid: Vec<f16>,
+    half: Vec<f16>,
+    mean: Vec<f16>,
 }
 
 impl Level {
@@ -28,23 +45,55 @@ impl Level {
         self.mid.len() / hd.max(1)
     }
 
+    /// The `part` rows of the nodes `r`: (r.len(), hd).
+    pub fn rows(&self, part: Part, r: Range<usize>, hd: usize) -> &[f16] {
+        let v = match part {
+            Part::Mid => &self.mid,
+            Part::Half => &self.half,
+            Part::Mean => &self.mean,
+        };
+        &v[r.start * hd..r.end * hd]
+    }
+
+    /// One node's `part` row widened to f32 (hd,).
+    pub fn row_f32(&self, part: Part, node: usize, hd: usize) -> Vec<f32> {
+        self.rows(part, node..node + 1, hd).iter().map(|x| x.to_f32()).collect()
+    }
+
+    fn bytes(&self) -> usize {
+        2 * (self.mid.len() + self.half.len() + self.mean.len())
+    }
+
     /// Writes node `node` (appending it if it is new) from a key range lo..=hi and a mean.
     fn set(&mut self, node: usize, lo: &[f32], hi: &[f32], mean: &[f32]) {
         let hd = lo.len();
         if node == self.len(hd) {
-            self.mid.resize((node + 1) * hd, 0.0);
-            self.half.resize((node + 1) * hd, 0.0);
-            self.mean.resize((node + 1) * hd, 0.0);
+            self.mid.resize((node + 1) * hd, f16::ZERO);
+            self.half.resize((node + 1) * hd, f16::ZERO);
+            self.mean.resize((node + 1) * hd, f16::ZERO);
         }
         let at = node * hd..(node + 1) * hd;
         for (((m, h), &l), &u) in
             self.mid[at.clone()].iter_mut().zip(&mut self.half[at.clone()]).zip(lo).zip(hi)
         {
-            *m = 0.5 * (l + u);
-            // Both sides, so the rounding of mid cannot leave an end uncovered.
-            *h = (u - *m).max(*m - l);
+            *m = f16::from_f32((0.5 * (l + u)).clamp(-f16::MAX.to_f32(), f16::MAX.to_f32()));
+            let c = m.to_f32();
+            // Both sides from the rounded centre, rounded up, so neither end is left uncovered.
+            *h = round_up((u - c).max(c - l));
         }
-        self.mean[at].copy_from_slice(mean);
+        for (m, &x) in self.mean[at].iter_mut().zip(mean) {
+            *m = f16::from_f32(x);
+        }
+    }
+}
+
+/// The smallest f16 >= x (x >= 0), at most f16::MAX.
+fn round_up(x: f32) -> f16 {
+    let h = f16::from_f32(x.min(f16::MAX.to_f32()));
+    if h.to_f32() < x && h < f16::MAX {
+        f16::from_bits(h.to_bits() + 1)
+    } else {
+        h
     }
 }
 
@@ -83,10 +132,9 @@ impl HeadIndex {
         *self = HeadIndex::new(self.hd());
     }
 
-    /// Bytes held (all f32).
+    /// Bytes held: the f16 levels and the f32 running sums of the page being filled.
     pub fn bytes(&self) -> usize {
-        let levels: usize = self.levels.iter().map(|l| l.mid.len() + l.half.len() + l.mean.len()).sum();
-        4 * (levels + 3 * self.part_sum.len())
+        self.levels.iter().map(Level::bytes).sum::<usize>() + 4 * 3 * self.part_sum.len()
     }
 
     /// Adds one stored key (hd,) to the page being filled.
@@ -135,10 +183,10 @@ impl HeadIndex {
                 // Pages under child c (the last child of the last node may be partial).
                 let w = span.min(page + 1 - c * span) as f32;
                 for d in 0..hd {
-                    let (m, h) = (child.mid[at.start + d], child.half[at.start + d]);
+                    let (m, h) = (child.mid[at.start + d].to_f32(), child.half[at.start + d].to_f32());
                     lo[d] = lo[d].min(m - h);
                     hi[d] = hi[d].max(m + h);
-                    sum[d] += w * child.mean[at.start + d];
+                    sum[d] += w * child.mean[at.start + d].to_f32();
                 }
                 weight += w;
             }
@@ -183,10 +231,11 @@ mod tests {
             let mut idx = HeadIndex::new(hd);
             keys.chunks_exact(hd).for_each(|k| idx.add_key(k));
             idx.finish_page();
-            let (mid, half) = (&idx.levels[0].mid, &idx.levels[0].half);
+            let (mid, half) =
+                (idx.levels[0].row_f32(Part::Mid, 0, hd), idx.levels[0].row_f32(Part::Half, 0, hd));
             for _ in 0..20 {
                 let q: Vec<f32> = (0..hd).map(|_| rng(&mut seed) * 3.0).collect();
-                let ub = bound(&q, mid, half);
+                let ub = bound(&q, &mid, &half);
                 for k in keys.chunks_exact(hd) {
                     let dot: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
                     assert!(ub >= dot - 1e-4 * (1.0 + dot.abs()), "trial {trial}: bound {ub} < q.k {dot}");
@@ -210,20 +259,26 @@ mod tests {
             assert_eq!(idx.levels.last().unwrap().len(hd), 1, "{n} pages: more than one root");
         }
         let pages = idx.n_pages();
-        let page_lo = |p: usize, d: usize| idx.levels[0].mid[p * hd + d] - idx.levels[0].half[p * hd + d];
-        let page_hi = |p: usize, d: usize| idx.levels[0].mid[p * hd + d] + idx.levels[0].half[p * hd + d];
+        let at = |l: usize, part: Part, node: usize, d: usize| idx.levels[l].row_f32(part, node, hd)[d];
+        let page_lo = |p: usize, d: usize| at(0, Part::Mid, p, d) - at(0, Part::Half, p, d);
+        let page_hi = |p: usize, d: usize| at(0, Part::Mid, p, d) + at(0, Part::Half, p, d);
         let mut span = 1;
-        for level in &idx.levels {
+        for (l, level) in idx.levels.iter().enumerate() {
             for node in 0..level.len(hd) {
                 let under = node * span..((node + 1) * span).min(pages);
                 for d in 0..hd {
-                    let (m, h) = (level.mid[node * hd + d], level.half[node * hd + d]);
+                    let (m, h) = (at(l, Part::Mid, node, d), at(l, Part::Half, node, d));
                     for p in under.clone() {
-                        assert!(m - h <= page_lo(p, d) + 1e-5 && m + h >= page_hi(p, d) - 1e-5);
+                        // Ranges are rounded outwards (f32 sums of f16 values: exact here).
+                        assert!(
+                            m - h <= page_lo(p, d) + 1e-5 && m + h >= page_hi(p, d) - 1e-5,
+                            "node {node}"
+                        );
                     }
-                    let avg: f32 = under.clone().map(|p| idx.levels[0].mean[p * hd + d]).sum::<f32>()
-                        / under.len() as f32;
-                    assert!((level.mean[node * hd + d] - avg).abs() < 1e-4, "node mean {node}");
+                    let avg: f32 =
+                        under.clone().map(|p| at(0, Part::Mean, p, d)).sum::<f32>() / under.len() as f32;
+                    // Means of values up to 13 rounded to f16 (ulp 2^-7 there) at each level.
+                    assert!((at(l, Part::Mean, node, d) - avg).abs() < 0.02, "node mean {node}");
                 }
             }
             span *= BRANCHING;

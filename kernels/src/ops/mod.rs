@@ -5,6 +5,7 @@
 
 mod activation;
 mod attention;
+mod convert;
 mod dot;
 mod expf;
 mod reduce;
@@ -20,6 +21,7 @@ pub use activation::{
     geglu_in_place, gelu_f16_table, gelu_tanh, silu, silu_mul_in_place, silu_poly, swiglu_row,
 };
 pub use attention::{attn_scores, attn_values, attn_values_add, attn_values_finish, ValueAcc, ValueOrder};
+pub use convert::f16_to_f32;
 pub use dot::{axpy, dot_f32, dot_f32_4x16, scale_in_place, DOT_STEP};
 pub use expf::exp_poly;
 pub use reduce::{hsum16, LANES};

@@ -21,6 +21,8 @@ pub type AttnValuesFinishFn = fn(acc: &ValueAcc, out: &mut [f32]);
 pub type SoftmaxFn = fn(x: &mut [f32]) -> SoftmaxStats;
 /// gate (n,) <- act(gate) * up, one FFN row.
 pub type GatedFn = fn(gate: &mut [f32], up: &[f32]);
+/// dst (n,) <- src (n,) widened from f16 (exact).
+pub type F16ToF32Fn = fn(src: &[half::f16], dst: &mut [f32]);
 /// out (n,) = rmsnorm(x (n,)) * w (n,).
 pub type RmsNormFn = fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]);
 
@@ -35,6 +37,7 @@ pub struct OpKernels {
     swiglu: GatedFn,
     geglu: GatedFn,
     rms_norm: RmsNormFn,
+    f16_to_f32: F16ToF32Fn,
 }
 
 impl fmt::Debug for OpKernels {
@@ -89,6 +92,7 @@ impl OpKernels {
             swiglu: super::swiglu_row,
             geglu: super::geglu_in_place,
             rms_norm: super::rms_norm,
+            f16_to_f32: super::f16_to_f32,
         }
     }
 
@@ -148,6 +152,12 @@ impl OpKernels {
     pub fn rms_norm(&self, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
         (self.rms_norm)(x, w, eps, out)
     }
+
+    /// dst (n,) <- src (n,) widened from f16 (exact, so every ISA agrees); n = the shorter.
+    #[inline]
+    pub fn f16_to_f32(&self, src: &[half::f16], dst: &mut [f32]) {
+        (self.f16_to_f32)(src, dst)
+    }
 }
 
 /// Tables for the x86 levels.
@@ -165,6 +175,7 @@ mod x86_tables {
             attn_values_finish: checked!(avx2::attn_values_finish, |acc, o|),
             softmax: checked!(avx2::softmax_in_place, |x|),
             swiglu: checked!(avx2::swiglu_row, |g, u|),
+            f16_to_f32: checked!(avx2::f16_to_f32, |s, d|),
             ..OpKernels::scalar()
         }
     }
@@ -178,6 +189,7 @@ mod x86_tables {
             attn_values_finish: checked!(avx512::attn_values_finish, |acc, o|),
             softmax: checked!(avx512::softmax_in_place, |x|),
             swiglu: checked!(avx512::swiglu_row, |g, u|),
+            f16_to_f32: checked!(avx512::f16_to_f32, |s, d|),
             ..OpKernels::scalar()
         }
     }

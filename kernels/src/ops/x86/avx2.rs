@@ -155,6 +155,24 @@ pub unsafe fn softmax_in_place(x: &mut [f32]) -> SoftmaxStats {
     SoftmaxStats { max, sum }
 }
 
+/// `ops::f16_to_f32`: 8 halves per `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    let whole = n / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= whole <= n, inside both slices; f16 is 2 bytes (repr(transparent) u16).
+        unsafe {
+            let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        }
+    }
+    crate::ops::f16_to_f32(&src[whole..n], &mut dst[whole..n]);
+}
+
 /// `ops::swiglu_row`.
 ///
 /// # Safety

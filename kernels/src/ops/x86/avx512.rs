@@ -147,6 +147,24 @@ pub unsafe fn softmax_in_place(x: &mut [f32]) -> SoftmaxStats {
     SoftmaxStats { max, sum }
 }
 
+/// `ops::f16_to_f32`: 16 halves per `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub unsafe fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    let whole = n / LANES * LANES;
+    for i in (0..whole).step_by(LANES) {
+        // SAFETY: i + 16 <= whole <= n, inside both slices; f16 is 2 bytes (repr(transparent) u16).
+        unsafe {
+            let h = _mm256_loadu_si256(src.as_ptr().add(i).cast());
+            _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_cvtph_ps(h));
+        }
+    }
+    crate::ops::f16_to_f32(&src[whole..n], &mut dst[whole..n]);
+}
+
 /// `ops::swiglu_row`.
 ///
 /// # Safety
