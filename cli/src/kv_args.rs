@@ -30,7 +30,7 @@ pub struct KvArgs {
     /// union-flat (every page scored), exact (an oracle reading every key).
     #[arg(long = "kv-score", default_value = "union")]
     pub score: String,
-    /// Key positions: auto (true within the trained context, renumbered beyond), true, renumber, fixed.
+    /// Key positions: auto (true within the trained context, renumbered beyond), true, renumber, fixed, clamp (true up to the trained distance, older at it).
     #[arg(long = "kv-pos", default_value = "auto")]
     pub positions: String,
     /// Queries sharing one page selection: consecutive prompt tokens, or decoded positions.

@@ -125,6 +125,12 @@ fn positions_are_renumbered_past_the_trained_context() {
     // Up to the chunk that ends past 128 tokens the two agree; after it they may not.
     assert!(auto[..128 * n_vocab] == truth[..128 * n_vocab]);
     assert!(auto[160 * n_vocab..] != truth[160 * n_vocab..]);
+    // Clamp keeps true positions inside the trained distance and moves only older entries.
+    let clamp =
+        stream(&model, KvOptions { positions: PositionMode::Clamp, ..kv(KvMode::Window, 64) }, &toks, 32);
+    assert!(clamp[..128 * n_vocab] == truth[..128 * n_vocab]);
+    assert!(clamp[160 * n_vocab..] != truth[160 * n_vocab..]);
+    assert!(clamp[160 * n_vocab..] != auto[160 * n_vocab..]);
 }
 
 #[test]

@@ -258,8 +258,12 @@ impl<'a> Selector<'a> {
         let n_mem = fresh.pos.len();
         if n_mem > 0 && view.renumbered {
             eff.clear();
+            // Clamp: no query sees a key farther than the trained distance, including the decoding
+            // steps that reuse this selection (up to select_chunk positions later).
+            let farthest = (view.last + kv.plan.select_chunk).saturating_sub(kv.n_ctx_train);
             eff.extend(fresh.pos.iter().enumerate().map(|(i, &p)| match kv.plan.positions {
                 PositionMode::Fixed => (wstart - 1).max(p),
+                PositionMode::Clamp => farthest.max(p),
                 _ => (wstart - n_mem + i).max(p),
             }));
             rerotate(self.rope, &mut fresh.keys, hd, &fresh.pos, eff);
@@ -303,7 +307,7 @@ fn window_segments(kv: &SparseKv, layer: usize, h: usize, region: Range<usize>) 
 /// Whether the chunk ending before p1 attends at re-numbered positions.
 fn renumber(kv: &SparseKv, p1: usize) -> bool {
     match kv.plan.positions {
-        PositionMode::Auto => p1 > kv.n_ctx_train,
+        PositionMode::Auto | PositionMode::Clamp => p1 > kv.n_ctx_train,
         PositionMode::True => false,
         PositionMode::Renumber | PositionMode::Fixed => true,
     }

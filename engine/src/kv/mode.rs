@@ -130,10 +130,13 @@ pub enum PositionMode {
     Renumber,
     /// InfLLM: every older entry (sinks and pages) sits at one fixed distance, just before the window.
     Fixed,
+    /// True positions up to the trained distance; older entries all sit at that distance (the
+    /// farthest the model was trained on), so recent memory keeps its exact geometry.
+    Clamp,
 }
 
 impl PositionMode {
-    pub const NAMES: &'static str = "auto, true, renumber, fixed";
+    pub const NAMES: &'static str = "auto, true, renumber, fixed, clamp";
 
     pub fn from_name(s: &str) -> Option<PositionMode> {
         Some(match s {
@@ -141,6 +144,7 @@ impl PositionMode {
             "true" => PositionMode::True,
             "renumber" => PositionMode::Renumber,
             "fixed" => PositionMode::Fixed,
+            "clamp" => PositionMode::Clamp,
             _ => return None,
         })
     }
