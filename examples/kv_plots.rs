@@ -36,7 +36,9 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".json"))
         .collect();
-    names.sort();
+    // Fewer name parts first, so a mode's main file comes before its extra-depth runs
+    // (`bench-m-fovea-b512.json` before `bench-m-fovea-b512-128k.json`).
+    names.sort_by_key(|n| (n.split('-').count(), n.clone()));
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
 
     // model -> budget -> mode -> buckets
@@ -61,7 +63,13 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
                 let lines = speed.entry(model.to_string()).or_default();
                 match lines.iter_mut().find(|l| l.name == label) {
                     Some(line) => {
-                        line.points.extend(new.points);
+                        // An extra-depth run repeats depth 0: the main file's point stands.
+                        let fresh: Vec<_> = new
+                            .points
+                            .into_iter()
+                            .filter(|p| line.points.iter().all(|q| q.0 != p.0))
+                            .collect();
+                        line.points.extend(fresh);
                         line.points.sort_by(|a, b| a.0.total_cmp(&b.0));
                     }
                     None => lines.push(new),
