@@ -292,16 +292,14 @@ pub(super) fn window_rows<'a>(
 pub(super) type Segment<'a> = (Range<usize>, &'a [f32], &'a [f32]);
 
 fn window_segments(kv: &SparseKv, layer: usize, h: usize, region: Range<usize>) -> Option<Vec<Segment<'_>>> {
-    let page = kv.plan.page;
-    let mut out = Vec::with_capacity(region.len() / page + 2);
-    let mut p = region.start;
-    while p < region.end {
-        let end = ((p / page + 1) * page).min(region.end);
-        let (k, v) = kv.store.f32_rows(layer, h, p..end)?;
-        out.push((p - region.start..end - region.start, k, v));
-        p = end;
-    }
-    Some(out)
+    let origin = region.start;
+    kv.store
+        .page_runs(region)
+        .map(|run| {
+            let (k, v) = kv.store.f32_rows(layer, h, run.clone())?;
+            Some((run.start - origin..run.end - origin, k, v))
+        })
+        .collect()
 }
 
 /// Whether the chunk ending before p1 attends at re-numbered positions.

@@ -20,6 +20,7 @@ use super::attend::{window_rows, ChunkView, Selector};
 use super::gather::Gathered;
 use super::sparse::SparseKv;
 use crate::attention::AttnShape;
+use crate::attention_tiled::intersect;
 use crate::matmul::Compute;
 use crate::threadpool::SharedMut;
 
@@ -84,7 +85,7 @@ pub(super) fn attention(
             s.clear();
             s.resize(group * len, f32::NEG_INFINITY);
             for (r, keys, _) in &pieces {
-                for tile in tiles(intersect(r, &range)) {
+                for tile in tiles(intersect(r.clone(), &range)) {
                     let k = &keys[(tile.start - r.start) * hd..(tile.end - r.start) * hd];
                     for (g, sg) in s.chunks_exact_mut(len.max(1)).enumerate() {
                         let at = tile.start - range.start..tile.end - range.start;
@@ -101,7 +102,7 @@ pub(super) fn attention(
             accs.resize_with(group, || ValueAcc::new(ValueOrder::Gemm, hdv));
             accs.iter_mut().for_each(|a| a.reset(ValueOrder::Gemm, hdv));
             for (r, _, values) in &pieces {
-                for tile in tiles(intersect(r, &range)) {
+                for tile in tiles(intersect(r.clone(), &range)) {
                     let v = &values[(tile.start - r.start) * hdv..(tile.end - r.start) * hdv];
                     let at = tile.start - range.start..tile.end - range.start;
                     for (acc, wg) in accs.iter_mut().zip(s.chunks_exact(len.max(1))) {
@@ -160,11 +161,6 @@ fn merge(stats: &[SoftmaxStats], part: &[f32], group: usize, hdv: usize, out: &m
 fn segment(m: usize, n_seg: usize, seg: usize) -> Range<usize> {
     let per = m.div_ceil(n_seg.max(1)).next_multiple_of(16);
     (seg * per).min(m)..((seg + 1) * per).min(m)
-}
-
-fn intersect(a: &Range<usize>, b: &Range<usize>) -> Range<usize> {
-    let start = a.start.max(b.start);
-    start..a.end.min(b.end).max(start)
 }
 
 /// Consecutive tiles of at most [`TILE`] entries covering `r`.

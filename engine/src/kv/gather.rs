@@ -30,26 +30,21 @@ impl Gathered {
 /// Runs within one f32 page are copied as whole slices; other pages are decoded row by row.
 pub fn gather(store: &PagedStore, layer: usize, h: usize, ranges: &[Range<usize>], out: &mut Gathered) {
     let sh = store.shape();
-    let (hd, hdv, page) = (sh.head_dim, sh.head_dim_v, sh.tokens.max(1));
+    let (hd, hdv) = (sh.head_dim, sh.head_dim_v);
     out.clear();
     out.pos.extend(ranges.iter().flat_map(|r| r.clone()));
-    for r in ranges {
-        let mut p = r.start;
-        while p < r.end {
-            let end = ((p / page + 1) * page).min(r.end);
-            if let Some((k, v)) = store.f32_rows(layer, h, p..end) {
-                out.keys.extend_from_slice(k);
-                out.values.extend_from_slice(v);
-            } else {
-                let (k0, v0) = (out.keys.len(), out.values.len());
-                out.keys.resize(k0 + (end - p) * hd, 0.0);
-                out.values.resize(v0 + (end - p) * hdv, 0.0);
-                for (i, pos) in (p..end).enumerate() {
-                    store.read_key(layer, h, pos, &mut out.keys[k0 + i * hd..k0 + (i + 1) * hd]);
-                    store.read_value(layer, h, pos, &mut out.values[v0 + i * hdv..v0 + (i + 1) * hdv]);
-                }
+    for run in ranges.iter().flat_map(|r| store.page_runs(r.clone())) {
+        if let Some((k, v)) = store.f32_rows(layer, h, run.clone()) {
+            out.keys.extend_from_slice(k);
+            out.values.extend_from_slice(v);
+        } else {
+            let (k0, v0) = (out.keys.len(), out.values.len());
+            out.keys.resize(k0 + run.len() * hd, 0.0);
+            out.values.resize(v0 + run.len() * hdv, 0.0);
+            for (i, pos) in run.enumerate() {
+                store.read_key(layer, h, pos, &mut out.keys[k0 + i * hd..k0 + (i + 1) * hd]);
+                store.read_value(layer, h, pos, &mut out.values[v0 + i * hdv..v0 + (i + 1) * hdv]);
             }
-            p = end;
         }
     }
 }

@@ -197,6 +197,13 @@ impl PagedStore {
         }
     }
 
+    /// `r` cut at page boundaries: consecutive runs of positions, each inside one page.
+    pub fn page_runs(&self, r: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+        let page = self.shape.tokens.max(1);
+        let starts = std::iter::successors(Some(r.start), move |&p| Some((p / page + 1) * page));
+        starts.take_while(move |&p| p < r.end).map(move |p| p..((p / page + 1) * page).min(r.end))
+    }
+
     /// The keys (n, hd) and values (n, hdv) of KV head `h` at positions `r` (all in one page),
     /// read in place: None unless the pages hold f32 and this one is present and 4-byte aligned
     /// (then the caller gathers instead).

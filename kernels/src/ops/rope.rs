@@ -62,42 +62,42 @@ impl RopeTable {
     /// Rotate one head vector x (head_dim,) in place with precomputed angles; dims past n_rot
     /// are left as they are (partial rotary). Same operations as ggml's CPU RoPE.
     pub fn rotate(&self, x: &mut [f32], cos: &[f32], sin: &[f32]) {
-        let half = self.n_rot / 2;
-        for i in 0..half {
-            let (a, b) = match self.layout {
-                RopeLayout::Normal => (2 * i, 2 * i + 1),
-                RopeLayout::NeoX => (i, i + half),
-            };
-            let (x0, x1) = (x[a], x[b]);
-            // gcc (-ffp-contract=fast) fuses the first product of each line in ggml's
-            // `rotate_pairs`; the second is rounded on its own.
-            x[a] = libm::fmaf(x0, cos[i], -(x1 * sin[i]));
-            x[b] = libm::fmaf(x0, sin[i], x1 * cos[i]);
-        }
+        // gcc (-ffp-contract=fast) fuses the first product of each line in ggml's
+        // `rotate_pairs`; the second is rounded on its own.
+        self.for_each_pair(x, cos, sin, |x0, x1, c, s| {
+            (libm::fmaf(x0, c, -(x1 * s)), libm::fmaf(x0, s, x1 * c))
+        });
     }
-}
 
-impl RopeTable {
     /// [`RopeTable::rotate`] with plain products, none fused: for re-rotating cached keys, where
     /// no bit has to match ggml. Without `fmaf` calls the compiler vectorizes the loop (the
     /// fused form costs a libm call per product on builds without `-C target-cpu`).
     pub fn rotate_unfused(&self, x: &mut [f32], cos: &[f32], sin: &[f32]) {
+        self.for_each_pair(x, cos, sin, |x0, x1, c, s| (x0 * c - x1 * s, x0 * s + x1 * c));
+    }
+
+    /// (x[a], x[b]) <- rot(x[a], x[b], cos[i], sin[i]) for every rotated pair i of the layout,
+    /// the layout chosen once outside the loop.
+    #[inline(always)]
+    fn for_each_pair(
+        &self,
+        x: &mut [f32],
+        cos: &[f32],
+        sin: &[f32],
+        rot: impl Fn(f32, f32, f32, f32) -> (f32, f32),
+    ) {
         let half = self.n_rot / 2;
-        let (cos, sin) = (&cos[..half], &sin[..half]);
+        let angles = cos[..half].iter().zip(&sin[..half]);
         match self.layout {
             RopeLayout::Normal => {
-                for ((pair, c), s) in x[..2 * half].chunks_exact_mut(2).zip(cos).zip(sin) {
-                    let (x0, x1) = (pair[0], pair[1]);
-                    pair[0] = x0 * c - x1 * s;
-                    pair[1] = x0 * s + x1 * c;
+                for (pair, (&c, &s)) in x[..2 * half].chunks_exact_mut(2).zip(angles) {
+                    (pair[0], pair[1]) = rot(pair[0], pair[1], c, s);
                 }
             }
             RopeLayout::NeoX => {
                 let (lo, hi) = x[..2 * half].split_at_mut(half);
-                for (((a, b), c), s) in lo.iter_mut().zip(hi.iter_mut()).zip(cos).zip(sin) {
-                    let (x0, x1) = (*a, *b);
-                    *a = x0 * c - x1 * s;
-                    *b = x0 * s + x1 * c;
+                for ((a, b), (&c, &s)) in lo.iter_mut().zip(hi.iter_mut()).zip(angles) {
+                    (*a, *b) = rot(*a, *b, c, s);
                 }
             }
         }
