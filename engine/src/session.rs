@@ -288,7 +288,7 @@ impl<'m> Session<'m> {
             let from = first.clamp(start, end) - start;
             self.compute.begin_batch(end - start);
             let rows = self.forward_batch(&tokens[start..end], from)?;
-            if let Some(e) = self.cache.sparse_mut().and_then(|s| s.take_error()) {
+            if let Some(e) = self.cache.sparse_mut().and_then(|s| s.end_batch()) {
                 return Err(e);
             }
             out.extend_from_slice(&rows);

@@ -175,6 +175,7 @@ struct Dot4Table {
     batch_q4_k: Option<VecDot4Fn>,
     batch_q6_k: Option<VecDot4Fn>,
     /// Whole-batch tiles of the single-row dots; see [`QuantKernels::vec_dot_tile_fn`].
+    tile_q4_1: Option<VecDotTileFn>,
     tile_q5_0: Option<VecDotTileFn>,
 }
 
@@ -358,6 +359,7 @@ impl QuantKernels {
     /// preferred over [`QuantKernels::vec_dot4_fn`] for batches of 2+ rows.
     pub fn vec_dot_tile_fn(&self, w: GgmlType) -> Option<VecDotTileFn> {
         match w {
+            GgmlType::Q4_1 => self.dots4.tile_q4_1,
             GgmlType::Q5_0 => self.dots4.tile_q5_0,
             _ => None,
         }
@@ -478,6 +480,7 @@ mod x86_tables {
                 q8_0: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q8_0_q8_0, BlockQ8_0, BlockQ8_0)),
                 batch_q4_k: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q4_k_q8_k_tiled, BlockQ4K, BlockQ8K)),
                 batch_q6_k: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q6_k_q8_k_tiled, BlockQ6K, BlockQ8K)),
+                tile_q4_1: None,
                 tile_q5_0: None,
             },
             dots: DotTable {
@@ -534,6 +537,7 @@ mod x86_tables {
     pub(super) fn avx2_vnni_tiles() -> QuantKernels {
         let base = avx2();
         let dots4 = Dot4Table {
+            tile_q4_1: Some(tile_entry!(unsafe avx512::vec_dot_tile_q4_1_q8_1_vnni, BlockQ4_1, BlockQ8_1)),
             tile_q5_0: Some(tile_entry!(unsafe avx512::vec_dot_tile_q5_0_q8_0_vnni, BlockQ5_0, BlockQ8_0)),
             ..base.dots4
         };

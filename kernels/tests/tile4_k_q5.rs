@@ -1,6 +1,7 @@
 //! The four-token tiles for the Gemma 3 weight types must equal the single-row dots they stand
 //! for exactly (tolerance: 0 ulp; both NaN counts as equal):
 //! - Q5_0 tiles (`vec_dot4_fn`) against the table's own `vec_dot_fn`;
+//! - the whole-batch tiles (`vec_dot_tile_fn`, Q5_0 and SmolLM2's Q4_1) against `vec_dot_fn`;
 //! - K-quant batch tiles (`batch_dot4_fn`) against `batch_dot_fn` and against the scalar
 //!   reference `quant::tiled_k` (llama.cpp's tiled f32 order, which the golden logits pin).
 //!
@@ -43,6 +44,7 @@ enum Fill {
 fn scale_offsets(w: GgmlType) -> &'static [usize] {
     match w {
         GgmlType::Q5_0 => &[0],
+        GgmlType::Q4_1 => &[0, 2],
         GgmlType::Q4K => &[0, 2],
         GgmlType::Q6K => &[208],
         _ => unreachable!("not a type under test"),
@@ -244,4 +246,26 @@ fn gemma_tiles_equal_single_dots_bit_for_bit() {
     }
     let avx2 = fovea_kernels::isa::Isa::Avx2.is_supported();
     assert!(tested > 0 || !avx2, "no Gemma tile kernel was tested on an AVX2 CPU");
+}
+
+#[test]
+fn q4_1_batch_tiles_equal_single_dots_bit_for_bit() {
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut tested = 0;
+    for (label, kernels) in QuantKernels::variants() {
+        let Ok(kernels) = kernels else {
+            eprintln!("NOTICE: skipping {label}: not supported by this CPU");
+            continue;
+        };
+        if let Some(tile) = kernels.vec_dot_tile_fn(GgmlType::Q4_1) {
+            let dot: VecDotFn = kernels.vec_dot_fn(GgmlType::Q4_1).unwrap();
+            check_batch_tile(label, GgmlType::Q4_1, tile, dot, &mut rng, &kernels);
+            tested += 1;
+        }
+    }
+    if tested == 0 {
+        eprintln!("NOTICE: no Q4_1 batch tile on this CPU (it needs AVX-512 VNNI); nothing compared");
+    }
+    let vnni = QuantKernels::variants().iter().any(|(l, k)| *l == "avx2-vnni-tiles" && k.is_ok());
+    assert!(tested > 0 || !vnni, "a VNNI CPU has the Q4_1 batch tile, and it was not tested");
 }

@@ -1,11 +1,14 @@
 //! `fovea bench`: llama-bench style throughput — prompt processing (ppN) and generation (tgN).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use fovea_engine::{Logits, Session};
 
 use crate::common::{load_model, new_session, ComputeArgs, ModelArg};
+
+/// Bytes per MiB.
+const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -144,8 +147,8 @@ pub fn main(mut a: Args) -> Result<()> {
                 r.depth,
                 r.tokens_per_second,
                 r.stddev,
-                r.kv_bytes as f64 / (1 << 20) as f64,
-                r.peak_rss_bytes as f64 / (1 << 20) as f64
+                r.kv_bytes as f64 / MIB,
+                r.peak_rss_bytes as f64 / MIB
             );
         }
     }
@@ -168,9 +171,7 @@ fn run_once(
 ) -> Result<f64> {
     if context.is_empty() || !*filled {
         session.reset();
-        if !context.is_empty() {
-            session.eval(context, Logits::Last)?;
-        }
+        fill(session, context)?;
         *filled = true;
     } else if session.can_rewind_to(context.len()) {
         session.truncate(context.len());
@@ -185,12 +186,44 @@ fn run_once(
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// Feeds `context` as prompt chunks. A long fill (128K tokens take minutes) reports its progress
+/// on stderr every few seconds: tokens, rate, resident and spilled KV, and the process's RSS.
+fn fill(session: &mut Session<'_>, context: &[u32]) -> Result<()> {
+    const CHUNK: usize = 4096;
+    const EVERY: Duration = Duration::from_secs(10);
+    let t0 = Instant::now();
+    let mut last = t0;
+    for (i, chunk) in context.chunks(CHUNK).enumerate() {
+        session.eval(chunk, Logits::Last)?;
+        let done = (i * CHUNK + chunk.len()).min(context.len());
+        if last.elapsed() >= EVERY && done < context.len() {
+            last = Instant::now();
+            let secs = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "filling: {done}/{} tokens, {:.0} s, {:.1} t/s, KV resident {:.1} MiB, spilled {:.1} MiB, RSS {:.1} MiB",
+                context.len(),
+                secs,
+                done as f64 / secs,
+                session.kv_bytes() as f64 / MIB,
+                session.kv_spilled_bytes() as f64 / MIB,
+                rss_bytes("VmRSS:") as f64 / MIB,
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The process's peak resident set (VmHWM), 0 where /proc is not available.
 fn peak_rss_bytes() -> u64 {
+    rss_bytes("VmHWM:")
+}
+
+/// A size field of /proc/self/status (`VmRSS:`, `VmHWM:`) in bytes, 0 where it is unavailable.
+fn rss_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024)
             })
         })

@@ -110,6 +110,13 @@ impl PagedStore {
         self.spill.as_ref().map_or(0, SpillFile::bytes_in_use)
     }
 
+    /// Unmaps the spilled pages read since the last call (see [`SpillFile::release_mapped`]).
+    pub fn release_spilled_reads(&mut self) {
+        if let Some(s) = &mut self.spill {
+            s.release_mapped();
+        }
+    }
+
     /// Counts `bytes` of the owner's other resident memory against the cap, spilling pages if
     /// the total is now over it. Only completed pages spill: once the reserve alone fills the
     /// cap, the resident total is the reserve plus one page per layer.

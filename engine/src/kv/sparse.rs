@@ -130,7 +130,7 @@ impl SparseKv {
     }
 
     /// Stores position `pos` of `layer` (positions of a layer arrive in order): k (n_kv * hd,),
-    /// v (n_kv * hdv,). An I/O error is kept for [`SparseKv::take_error`].
+    /// v (n_kv * hdv,). An I/O error is kept for [`SparseKv::end_batch`].
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         if self.error.is_some() {
             return;
@@ -172,7 +172,10 @@ impl SparseKv {
         }
     }
 
-    pub fn take_error(&mut self) -> Option<EngineError> {
+    /// Ends a batch: returns the first `store` error since the last batch, and unmaps the spilled
+    /// pages this batch read, so RSS stays near `--kv-ram` however much of the spill was read.
+    pub fn end_batch(&mut self) -> Option<EngineError> {
+        self.store.release_spilled_reads();
         self.error.take()
     }
 

@@ -2,10 +2,16 @@
 //! resident KV memory would exceed `--kv-ram`. Nothing is thrown away: a spilled page is read
 //! back through the map (the OS pages it in on demand and may drop it again, it is file-backed).
 //!
+//! Pages are written with `pwrite`, not through the map, so writing never maps them into the
+//! process; [`SpillFile::release_mapped`] unmaps the pages read since the last call (they stay
+//! in the OS page cache, reclaimable), so the process's RSS tracks `--kv-ram`, not the file.
+//!
 //! The file is created in `$FOVEA_KV_SPILL_DIR` or the temp dir and unlinked at once, so it
 //! disappears with the process even after a crash. It grows by doubling; growing remaps it.
 
 use std::fs::{File, OpenOptions};
+#[cfg(unix)]
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -74,11 +80,40 @@ impl SpillFile {
                 self.used - 1
             }
         };
+        self.write_slot(slot, page)?;
+        Ok(slot)
+    }
+
+    #[cfg(unix)]
+    fn write_slot(&mut self, slot: usize, page: &[u8]) -> Result<()> {
+        let at = (slot * self.slot_bytes) as u64;
+        self.file
+            .write_all_at(page, at)
+            .map_err(|e| EngineError::InvalidSetting(format!("KV spill file: cannot write slot {slot}: {e}")))
+    }
+
+    /// Without `pwrite`, through the map (the pages then count in RSS until the OS drops them).
+    #[cfg(not(unix))]
+    fn write_slot(&mut self, slot: usize, page: &[u8]) -> Result<()> {
         let Some(map) = self.map.as_mut() else {
             return Err(EngineError::InvalidSetting("KV spill file is not mapped".into()));
         };
         map[slot * self.slot_bytes..(slot + 1) * self.slot_bytes].copy_from_slice(page);
-        Ok(slot)
+        Ok(())
+    }
+
+    /// Unmaps the pages read through the map since the last call, so they stop counting in the
+    /// process's RSS. Their data stays in the file (and the OS page cache): the next read maps
+    /// them again.
+    pub fn release_mapped(&mut self) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            // SAFETY: the map is shared and file-backed, so MADV_DONTNEED only drops this
+            // process's page-table entries; the contents live on in the file and are read back
+            // on the next access. `&mut self` guarantees no slice from `read` is alive.
+            // Failure only means the pages stay mapped, which is harmless.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
     }
 
     /// The bytes of a written slot.
@@ -110,7 +145,8 @@ impl SpillFile {
         self.map = None;
         self.file.set_len(len as u64).map_err(err)?;
         // SAFETY: the file is private to this process (created exclusively and unlinked), so
-        // nothing else can truncate or write it while it is mapped.
+        // nothing else can truncate it while it is mapped; our own writes go through `pwrite`,
+        // which the kernel keeps coherent with the shared map (one page cache).
         let map = unsafe { MmapMut::map_mut(&self.file) }.map_err(err)?;
         self.map = Some(map);
         self.capacity = capacity;
@@ -128,8 +164,12 @@ mod tests {
         let page = |i: usize| -> Vec<u8> { (0..100).map(|b| (i * 31 + b * 7) as u8).collect() };
         let slots: Vec<usize> = (0..200).map(|i| f.write(&page(i)).unwrap()).collect();
         assert_eq!(f.bytes_in_use(), 200 * 100);
-        for (i, &s) in slots.iter().enumerate() {
-            assert_eq!(f.read(s), page(i).as_slice(), "page {i}");
+        // Read, unmap what was read, read again: the data lives in the file, not the mapping.
+        for round in 0..2 {
+            for (i, &s) in slots.iter().enumerate() {
+                assert_eq!(f.read(s), page(i).as_slice(), "page {i}, round {round}");
+            }
+            f.release_mapped();
         }
         f.free(slots[3]);
         let again = f.write(&page(999)).unwrap();

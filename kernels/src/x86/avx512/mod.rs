@@ -3,13 +3,16 @@
 //! Each kernel exists twice, from one body: `name` multiplies bytes with `vpmaddubsw` +
 //! `vpmaddwd`, `name_vnni` with one `vpdpbusd` (AVX-512 VNNI). The table picks the VNNI one
 //! when the CPU has it. Block counts that are not a multiple of 4 finish with the AVX2 kernel.
-//! `tile_q5_0` is VNNI only: a prompt-processing tile that reproduces the AVX2 dot's bits.
+//! `tile_q4_1` and `tile_q5_0` are VNNI only: prompt-processing tiles that reproduce the AVX2
+//! dots' bits.
 
 mod common;
 mod q4_1;
 mod q8_0;
+mod tile_q4_1;
 mod tile_q5_0;
 
 pub use q4_1::{vec_dot_q4_1_q8_1, vec_dot_q4_1_q8_1_vnni};
 pub use q8_0::{vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_vnni};
+pub use tile_q4_1::vec_dot_tile_q4_1_q8_1_vnni;
 pub use tile_q5_0::vec_dot_tile_q5_0_q8_0_vnni;

@@ -16,7 +16,8 @@ use alloc::vec::Vec;
 
 use fovea_formats::blocks::{BlockQ5_0, BlockQ8_0, QK};
 
-use crate::x86::avx2::{f16_to_f32, hsum_f32x8};
+use super::common::{hsum_halves, init_with, join_i256, join_ps256, load_i8x32};
+use crate::x86::avx2::f16_to_f32;
 
 /// One block of a token pair, prepared for the row loop.
 #[derive(Clone, Copy)]
@@ -91,28 +92,6 @@ pub unsafe fn vec_dot_tile_q5_0_q8_0_vnni(
     }
 }
 
-/// The first `len` elements of `stack` (or of `heap`, grown, when `stack` is too short), each set
-/// to `f(i)`.
-#[inline]
-fn init_with<'a, T: Copy, const N: usize>(
-    stack: &'a mut [MaybeUninit<T>; N],
-    heap: &'a mut Vec<MaybeUninit<T>>,
-    len: usize,
-    f: impl Fn(usize) -> T,
-) -> &'a [T] {
-    let slots: &mut [MaybeUninit<T>] = if len <= N {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, MaybeUninit::uninit());
-        &mut heap[..len]
-    };
-    for (i, slot) in slots.iter_mut().enumerate() {
-        slot.write(f(i));
-    }
-    // SAFETY: the loop above wrote every slot; `MaybeUninit<T>` has the layout of `T`.
-    unsafe { &*(slots as *const [MaybeUninit<T>] as *const [T]) }
-}
-
 /// Block b of token pair p (tokens 2p, 2p + 1 of `tokens`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -156,8 +135,7 @@ fn store_rows<const R: usize>(
 ) {
     for (i, acc) in acc.into_iter().enumerate() {
         for (p, acc) in acc.into_iter().enumerate() {
-            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc)));
-            let sums = [hsum_f32x8(_mm512_castps512_ps256(acc)), hsum_f32x8(hi)];
+            let sums = hsum_halves(acc);
             for (k, v) in sums.into_iter().enumerate().take(valid.saturating_sub(2 * p)) {
                 out[(t0 + 2 * p + k) * nr + r + i] = v;
             }
@@ -174,29 +152,4 @@ fn codes_u8x32(bx: &BlockQ5_0) -> __m256i {
     let nibbles =
         _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed), _mm256_set1_epi8(0x0F));
     _mm256_mask_add_epi8(nibbles, u32::from_le_bytes(bx.qh), nibbles, _mm256_set1_epi8(16))
-}
-
-/// 32 signed bytes, unaligned.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn load_i8x32(bytes: &[i8; 32]) -> __m256i {
-    // SAFETY: the reference covers 32 readable bytes; loadu has no alignment requirement.
-    unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
-}
-
-/// [lo | hi] as one 512-bit register.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn join_i256(lo: __m256i, hi: __m256i) -> __m512i {
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-}
-
-/// [lo | hi] as one 512-bit register.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn join_ps256(lo: __m256, hi: __m256) -> __m512 {
-    _mm512_castpd_ps(_mm512_insertf64x4::<1>(
-        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
-        _mm256_castps_pd(hi),
-    ))
 }
