@@ -174,6 +174,9 @@ struct Dot4Table {
     /// Tiles of the batch (tiled-order) K-quant dots; see [`QuantKernels::batch_dot4_fn`].
     batch_q4_k: Option<VecDot4Fn>,
     batch_q6_k: Option<VecDot4Fn>,
+    /// Whole-batch tiles of the batch K-quant dots; see [`QuantKernels::batch_dot_tile_fn`].
+    batch_tile_q4_k: Option<VecDotTileFn>,
+    batch_tile_q6_k: Option<VecDotTileFn>,
     /// Whole-batch tiles of the single-row dots; see [`QuantKernels::vec_dot_tile_fn`].
     tile_q4_1: Option<VecDotTileFn>,
     tile_q5_0: Option<VecDotTileFn>,
@@ -355,6 +358,16 @@ impl QuantKernels {
         }
     }
 
+    /// The whole-batch tile of [`QuantKernels::batch_dot_fn`] (bit-identical to it), when this
+    /// table has one; preferred over [`QuantKernels::batch_dot4_fn`].
+    pub fn batch_dot_tile_fn(&self, w: GgmlType) -> Option<VecDotTileFn> {
+        match w {
+            GgmlType::Q4K => self.dots4.batch_tile_q4_k,
+            GgmlType::Q6K => self.dots4.batch_tile_q6_k,
+            _ => None,
+        }
+    }
+
     /// The whole-batch tile of `vec_dot_fn(w)` (bit-identical to it), when this table has one;
     /// preferred over [`QuantKernels::vec_dot4_fn`] for batches of 2+ rows.
     pub fn vec_dot_tile_fn(&self, w: GgmlType) -> Option<VecDotTileFn> {
@@ -482,6 +495,8 @@ mod x86_tables {
                 batch_q6_k: Some(dot4_entry!(unsafe avx2::vec_dot4_rows_q6_k_q8_k_tiled, BlockQ6K, BlockQ8K)),
                 tile_q4_1: None,
                 tile_q5_0: None,
+                batch_tile_q4_k: None,
+                batch_tile_q6_k: None,
             },
             dots: DotTable {
                 q4_0: dot_entry!(unsafe avx2::vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0),
@@ -526,6 +541,8 @@ mod x86_tables {
         let dots4 = Dot4Table {
             batch_q4_k: base.dots4.batch_q4_k,
             batch_q6_k: base.dots4.batch_q6_k,
+            batch_tile_q4_k: if vnni { avx2_vnni_tiles().dots4.batch_tile_q4_k } else { None },
+            batch_tile_q6_k: if vnni { avx2_vnni_tiles().dots4.batch_tile_q6_k } else { None },
             ..Default::default()
         };
         QuantKernels { isa: Isa::Avx512, vnni, dots, dots4, ..base }
@@ -539,6 +556,16 @@ mod x86_tables {
         let dots4 = Dot4Table {
             tile_q4_1: Some(tile_entry!(unsafe avx512::vec_dot_tile_q4_1_q8_1_vnni, BlockQ4_1, BlockQ8_1)),
             tile_q5_0: Some(tile_entry!(unsafe avx512::vec_dot_tile_q5_0_q8_0_vnni, BlockQ5_0, BlockQ8_0)),
+            batch_tile_q4_k: Some(tile_entry!(
+                unsafe avx512::vec_dot_tile_q4_k_q8_k_tiled_vnni,
+                BlockQ4K,
+                BlockQ8K
+            )),
+            batch_tile_q6_k: Some(tile_entry!(
+                unsafe avx512::vec_dot_tile_q6_k_q8_k_tiled_vnni,
+                BlockQ6K,
+                BlockQ8K
+            )),
             ..base.dots4
         };
         QuantKernels { vnni: true, dots4, ..base }

@@ -2,6 +2,8 @@
 //! for exactly (tolerance: 0 ulp; both NaN counts as equal):
 //! - Q5_0 tiles (`vec_dot4_fn`) against the table's own `vec_dot_fn`;
 //! - the whole-batch tiles (`vec_dot_tile_fn`, Q5_0 and SmolLM2's Q4_1) against `vec_dot_fn`;
+//! - the whole-batch K-quant tiles (`batch_dot_tile_fn`, Q4_K and Q6_K) against `batch_dot_fn` and the
+//!   scalar reference;
 //! - K-quant batch tiles (`batch_dot4_fn`) against `batch_dot_fn` and against the scalar
 //!   reference `quant::tiled_k` (llama.cpp's tiled f32 order, which the golden logits pin).
 //!
@@ -113,7 +115,7 @@ fn check_batch_tile(
     label: &str,
     w: GgmlType,
     tile: VecDotTileFn,
-    single: VecDotFn,
+    single: &SingleDot,
     rng: &mut XorShift,
     kernels: &QuantKernels,
 ) {
@@ -228,12 +230,19 @@ fn gemma_tiles_equal_single_dots_bit_for_bit() {
         };
         if let Some(tile) = kernels.vec_dot_tile_fn(GgmlType::Q5_0) {
             let dot: VecDotFn = kernels.vec_dot_fn(GgmlType::Q5_0).unwrap();
-            check_batch_tile(label, GgmlType::Q5_0, tile, dot, &mut rng, &kernels);
+            check_batch_tile(label, GgmlType::Q5_0, tile, &dot, &mut rng, &kernels);
             tested += 1;
         }
         if let Some(dot4) = kernels.vec_dot4_fn(GgmlType::Q5_0) {
             let dot: VecDotFn = kernels.vec_dot_fn(GgmlType::Q5_0).unwrap();
             check_tile(label, GgmlType::Q5_0, dot4, &dot, &mut rng, &kernels);
+            tested += 1;
+        }
+        for w in [GgmlType::Q4K, GgmlType::Q6K] {
+            let Some(tile) = kernels.batch_dot_tile_fn(w) else { continue };
+            let batch = kernels.batch_dot_fn(w).expect("a batch tile implies a batch dot");
+            check_batch_tile(label, w, tile, &batch, &mut rng, &kernels);
+            check_batch_tile(label, w, tile, &tiled_reference(w), &mut rng, &kernels);
             tested += 1;
         }
         for w in [GgmlType::Q4K, GgmlType::Q6K] {
@@ -259,7 +268,7 @@ fn q4_1_batch_tiles_equal_single_dots_bit_for_bit() {
         };
         if let Some(tile) = kernels.vec_dot_tile_fn(GgmlType::Q4_1) {
             let dot: VecDotFn = kernels.vec_dot_fn(GgmlType::Q4_1).unwrap();
-            check_batch_tile(label, GgmlType::Q4_1, tile, dot, &mut rng, &kernels);
+            check_batch_tile(label, GgmlType::Q4_1, tile, &dot, &mut rng, &kernels);
             tested += 1;
         }
     }
