@@ -110,7 +110,8 @@ impl PagedStore {
         self.spill.as_ref().map_or(0, SpillFile::bytes_in_use)
     }
 
-    /// Unmaps the spilled pages read since the last call (see [`SpillFile::release_mapped`]).
+    /// Unmaps the spilled pages read through the map once they pass the slack (see
+    /// [`SpillFile::release_mapped`]).
     pub fn release_spilled_reads(&mut self) {
         if let Some(s) = &mut self.spill {
             s.release_mapped();
