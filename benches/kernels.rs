@@ -8,6 +8,10 @@
 //! - `matvec_dram/<type>/<isa>`: the same per-row loop over a matrix bigger than the last-level
 //!   cache (a 7B-sized layer): every weight byte comes from memory, the per-row streaming case
 //!   (SIMD tables only; the scalar kernels are compute-bound, see `matvec_l2`).
+//! - `prompt_tile/<type>/<isa>`: a prompt-processing matmul tile, 16 weight rows of 2048 against
+//!   64 tokens, through the kernel the engine picks for a batch (whole-batch tile, else 4-token
+//!   tile, else one dot per row and token); bytes = weight bytes x tokens, what a per-token loop
+//!   would stream.
 //! - `quantize/<type>-8192/<isa>`: the activation quantizers (bytes = f32 input read).
 //! - `ops/<op>/<isa>`: RMSNorm, RoPE, softmax, SwiGLU and the attention inner loop (scores,
 //!   softmax, value sum of one query head over 512 cached positions), bytes = f32 data touched.
@@ -237,6 +241,68 @@ fn matvec_dram(c: &mut Criterion) {
     matvec_group(c, "matvec_dram", dram_bytes(), false);
 }
 
+/// Types with prompt tiles (SmolLM2: Q4_1; Gemma 3: Q5_0, Q8_0, Q4_K, Q6_K).
+const PROMPT_TYPES: [GgmlType; 5] =
+    [GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q6K];
+
+/// Rows and tokens of the prompt tile: the engine's row tile, a batch of 64.
+const TILE_ROWS: usize = 16;
+const TILE_TOKENS: usize = 64;
+
+/// out (TILE_TOKENS, rows) = W (rows, n) @ acts (TILE_TOKENS, n) with the kernel `matmul` picks
+/// for a batch of this size on table `t`.
+fn prompt_tile_matmul(t: &QuantKernels, ty: GgmlType, n: usize, w: &[u8], acts: &[u8], out: &mut [f32]) {
+    let (row_bytes, act_bytes) = (bytes_for(ty, n), bytes_for(vec_dot_type(ty), n));
+    let rows = w.len() / row_bytes;
+    // K-quants in batches of 8+ tokens use the tiled-order dots, as llama.cpp does.
+    let batch = t.batch_dot_fn(ty).is_some();
+    let tile = if batch { t.batch_dot_tile_fn(ty) } else { t.vec_dot_tile_fn(ty) };
+    let dot4 = if batch { t.batch_dot4_fn(ty) } else { t.vec_dot4_fn(ty) };
+    if let Some(tile) = tile {
+        tile(n, w, acts, TILE_TOKENS, out);
+    } else if let Some(dot4) = dot4 {
+        let mut quad = vec![0.0f32; 4 * rows];
+        for t0 in (0..TILE_TOKENS).step_by(4) {
+            dot4(n, w, &acts[t0 * act_bytes..], act_bytes, &mut quad);
+            for (k, q) in quad.chunks_exact(rows).enumerate() {
+                out[(t0 + k) * rows..(t0 + k + 1) * rows].copy_from_slice(q);
+            }
+        }
+    } else {
+        let dot = t.batch_dot_fn(ty).unwrap_or_else(|| t.vec_dot_fn(ty).expect("benched types have dots"));
+        for (tok, o) in out.chunks_exact_mut(rows).enumerate() {
+            for (r, o) in o.iter_mut().enumerate() {
+                *o = dot(
+                    n,
+                    &w[r * row_bytes..(r + 1) * row_bytes],
+                    &acts[tok * act_bytes..(tok + 1) * act_bytes],
+                );
+            }
+        }
+    }
+}
+
+fn prompt_tile(c: &mut Criterion) {
+    let tables = tables();
+    let mut g = c.benchmark_group("prompt_tile");
+    let n = MATVEC_COLS;
+    for ty in PROMPT_TYPES {
+        let w = weight_bytes(ty, &values(TILE_ROWS * n, 5));
+        let acts = activation_bytes(&QuantKernels::scalar(), vec_dot_type(ty), &values(TILE_TOKENS * n, 6));
+        let mut out = vec![0.0f32; TILE_TOKENS * TILE_ROWS];
+        g.throughput(Throughput::Bytes((w.len() * TILE_TOKENS) as u64));
+        for (label, t) in &tables {
+            g.bench_with_input(BenchmarkId::new(ty.name().to_ascii_lowercase(), label), &(), |b, _| {
+                b.iter(|| {
+                    prompt_tile_matmul(t, ty, n, black_box(&w), black_box(&acts), &mut out);
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn quantize(c: &mut Criterion) {
     const N: usize = 8192;
     let tables = tables();
@@ -328,6 +394,6 @@ fn ops(c: &mut Criterion) {
 criterion_group! {
     name = kernels;
     config = quick();
-    targets = vec_dot, matvec_l2, matvec_dram, quantize, ops
+    targets = vec_dot, matvec_l2, matvec_dram, prompt_tile, quantize, ops
 }
 criterion_main!(kernels);
