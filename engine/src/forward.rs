@@ -90,7 +90,7 @@ impl Model {
 
         for (l, layer) in self.layers.iter().enumerate().skip(first_layer) {
             // --- attention ---
-            rms_norm_rows(&x, &layer.attn_norm, eps, &mut xn);
+            rms_norm_rows(compute, &x, &layer.attn_norm, eps, &mut xn);
             // Q, K and V read the same input: one pool job for the three.
             compute.matmul_many(
                 file,
@@ -103,20 +103,20 @@ impl Model {
                 (Some(a), Some(_)) => a,
                 _ => &global,
             };
+            // Per token: the optional Q/K norm, then RoPE at the token's position.
+            for (x, dim, norm) in [(&mut q, q_dim, &layer.attn_q_norm), (&mut k, kv_dim, &layer.attn_k_norm)]
+            {
+                compute.pool.for_each_row(x, dim, ROWS_PER_GRAB, &|t, row| {
+                    let (ct, st) = angles.at(t);
+                    for head in row.chunks_exact_mut(hd) {
+                        if let Some(w) = norm {
+                            rms_norm_in_place(head, w, eps);
+                        }
+                        rope.rotate(head, ct, st);
+                    }
+                });
+            }
             for t in 0..n {
-                let (ct, st) = angles.at(t);
-                for head in q[t * q_dim..(t + 1) * q_dim].chunks_exact_mut(hd) {
-                    if let Some(w) = &layer.attn_q_norm {
-                        rms_norm_in_place(head, w, eps);
-                    }
-                    rope.rotate(head, ct, st);
-                }
-                for head in k[t * kv_dim..(t + 1) * kv_dim].chunks_exact_mut(hd) {
-                    if let Some(w) = &layer.attn_k_norm {
-                        rms_norm_in_place(head, w, eps);
-                    }
-                    rope.rotate(head, ct, st);
-                }
                 cache.store(l, pos0 + t, &k[t * kv_dim..(t + 1) * kv_dim], &v[t * v_dim..(t + 1) * v_dim]);
             }
             if c.q_scale != 1.0 {
@@ -137,31 +137,37 @@ impl Model {
                 up.truncate(rows * c.n_ff);
             }
             if let Some(w) = &layer.post_attn_norm {
-                rms_norm_rows_in_place(&mut proj, w, eps);
+                rms_norm_rows_in_place(compute, &mut proj, w, eps);
             }
             axpy(1.0, &proj, &mut x);
 
             // --- feed-forward: act(W_gate x) * (W_up x), then W_down ---
-            rms_norm_rows(&x, &layer.ffn_norm, eps, &mut xn);
+            rms_norm_rows(compute, &x, &layer.ffn_norm, eps, &mut xn);
             compute.matmul_many(file, &xn, rows, &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)]);
+            // Per row: ggml's last partial group of 16 (SwiGLU) is per row; GeGLU is element-wise.
+            let up_row = |t: usize| &up[t * c.n_ff..(t + 1) * c.n_ff];
             match c.ffn_act {
                 FfnActivation::Silu => {
-                    for (g, u) in gate.chunks_exact_mut(c.n_ff).zip(up.chunks_exact(c.n_ff)) {
-                        compute.ops.swiglu(g, u); // per row: ggml's last partial group of 16 is per row
-                    }
+                    compute.pool.for_each_row(&mut gate, c.n_ff, ROWS_PER_GRAB, &|t, g| {
+                        compute.ops.swiglu(g, up_row(t))
+                    })
                 }
-                FfnActivation::GeluTanh => compute.ops.geglu(&mut gate, &up),
+                FfnActivation::GeluTanh => {
+                    compute.pool.for_each_row(&mut gate, c.n_ff, ROWS_PER_GRAB, &|t, g| {
+                        compute.ops.geglu(g, up_row(t))
+                    })
+                }
             }
             compute.matmul(file, &layer.w_down, &gate, rows, &mut proj);
             if let Some(w) = &layer.post_ffn_norm {
-                rms_norm_rows_in_place(&mut proj, w, eps);
+                rms_norm_rows_in_place(compute, &mut proj, w, eps);
             }
             axpy(1.0, &proj, &mut x);
         }
 
         // --- output: x now holds only the rows whose logits were asked for ---
         let mut last = x; // (n_out, d)
-        rms_norm_rows_in_place(&mut last, &self.output_norm, eps);
+        rms_norm_rows_in_place(compute, &mut last, &self.output_norm, eps);
         let out = self.output_matrix();
         let mut logits = vec![0.0f32; n_out * out.rows];
         if n_out > 0 {
@@ -202,15 +208,18 @@ impl Angles {
     }
 }
 
+/// Rows per grab of the row-wise ops (norms, RoPE, gated activations) over a batch: a prompt
+/// batch spreads them over the pool (serial, they were ~18% of Gemma's pp512 on the caller
+/// alone); a decoded token, one row, stays on the caller.
+const ROWS_PER_GRAB: usize = 4;
+
 /// out (n, d) = rmsnorm of every row of x (n, d), times w (d,).
-fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+fn rms_norm_rows(compute: &Compute, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     out.copy_from_slice(x);
-    rms_norm_rows_in_place(out, w, eps);
+    rms_norm_rows_in_place(compute, out, w, eps);
 }
 
 /// x (n, d) <- rmsnorm of every row, times w (d,).
-fn rms_norm_rows_in_place(x: &mut [f32], w: &[f32], eps: f32) {
-    for row in x.chunks_exact_mut(w.len()) {
-        rms_norm_in_place(row, w, eps);
-    }
+fn rms_norm_rows_in_place(compute: &Compute, x: &mut [f32], w: &[f32], eps: f32) {
+    compute.pool.for_each_row(x, w.len(), ROWS_PER_GRAB, &|_, row| rms_norm_in_place(row, w, eps));
 }

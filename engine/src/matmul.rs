@@ -5,6 +5,9 @@
 //! dot per block. Rows are handed out a few tiles at a time through an atomic counter so a slow core
 //! takes fewer; within a tile every token is multiplied while the tile's weight bytes are in cache.
 
+use std::sync::Arc;
+
+use fovea_formats::GgmlType;
 use fovea_kernels::ops::{dot_f32, OpKernels};
 use fovea_kernels::quant::vec_dot_type;
 use fovea_kernels::table::{QuantKernels, VecDot4Fn, VecDotFn, VecDotTileFn};
@@ -15,6 +18,9 @@ use crate::weights::{Matrix, WeightData};
 /// Weight rows per tile: 16 rows of a 576-wide Q4_1 matrix are 7 KiB, well inside L1. Within a
 /// tile every token of the batch is multiplied while the tile's weight bytes are in cache.
 const ROW_TILE: usize = 16;
+
+/// Activation rows quantized per grab when a batch spreads the quantization over the pool.
+const QUANTIZE_ROWS_PER_GRAB: usize = 8;
 
 /// Grabs from the shared row counter per thread and job. Each grab moves the counter's cache
 /// line between cores (~100-200 ns on this VM), which at one grab per 16-row tile cost ~15% of
@@ -82,14 +88,16 @@ impl Compute {
                 match &w.data {
                     WeightData::F32(values) => self.matmul_f32(values, w.rows, w.cols, x, n_tok, out),
                     WeightData::Mapped { .. } => {
-                        self.run_quant(&[self.prepare(file, w, x, n_tok, out)], n_tok)
+                        self.run_quant(&[self.prepare(file, w, x, n_tok, out, &mut Vec::new())], n_tok)
                     }
                 }
             }
             return;
         }
+        // Matrices of the same weight type share one quantized copy of x.
+        let mut acts = Vec::new();
         let jobs: Vec<QuantJob<'_>> =
-            parts.iter_mut().map(|(w, out)| self.prepare(file, w, x, n_tok, out)).collect();
+            parts.iter_mut().map(|(w, out)| self.prepare(file, w, x, n_tok, out, &mut acts)).collect();
         self.run_quant(&jobs, n_tok);
     }
 
@@ -105,7 +113,8 @@ impl Compute {
         rows.div_ceil(grabs).next_multiple_of(ROW_TILE).max(ROW_TILE)
     }
 
-    /// Chooses the kernels for `w` and quantizes the activations (on the calling thread).
+    /// Chooses the kernels for `w` and quantizes the activations to its partner type, unless
+    /// `acts` (partner type, quantized x) already holds them.
     fn prepare<'a>(
         &self,
         file: &'a [u8],
@@ -113,6 +122,7 @@ impl Compute {
         x: &[f32],
         n_tok: usize,
         out: &'a mut [f32],
+        acts: &mut Vec<(GgmlType, Arc<[u8]>)>,
     ) -> QuantJob<'a> {
         let partner = vec_dot_type(w.ty);
         let act_bytes = partner.block_bytes() * (w.cols / partner.block_elems());
@@ -130,10 +140,19 @@ impl Compute {
                 dot_tile = self.kernels.batch_dot_tile_fn(w.ty);
             }
         }
-        let mut act = vec![0u8; n_tok * act_bytes];
-        for (xr, ar) in x.chunks_exact(w.cols).zip(act.chunks_exact_mut(act_bytes)) {
-            quantize(xr, ar);
-        }
+        let act = match acts.iter().find(|(ty, _)| *ty == partner) {
+            Some((_, act)) => Arc::clone(act),
+            None => {
+                let mut act = vec![0u8; n_tok * act_bytes];
+                // Rows are quantized independently: a batch spreads them over the pool.
+                self.pool.for_each_row(&mut act, act_bytes, QUANTIZE_ROWS_PER_GRAB, &|t, ar| {
+                    quantize(&x[t * w.cols..(t + 1) * w.cols], ar)
+                });
+                let act: Arc<[u8]> = act.into();
+                acts.push((partner, Arc::clone(&act)));
+                act
+            }
+        };
         QuantJob {
             weights: w.mapped_bytes(file),
             row_bytes: w.row_bytes(),
@@ -219,7 +238,7 @@ struct QuantJob<'a> {
     dot: VecDotFn,
     dot4: Option<VecDot4Fn>,
     dot_tile: Option<VecDotTileFn>,
-    act: Vec<u8>,
+    act: Arc<[u8]>,
     act_bytes: usize,
     out: SharedMut<'a, f32>,
 }

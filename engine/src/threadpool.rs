@@ -141,6 +141,37 @@ impl ThreadPool {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// f(i, row i) for every row of `data` (rows of `row_len`), spread over the active threads
+    /// `grain` rows per grab. Below `2 * grain` rows it runs on the caller alone: a pool job
+    /// costs a few microseconds, more than one row of an element-wise op.
+    pub fn for_each_row<T: Send>(
+        &self,
+        data: &mut [T],
+        row_len: usize,
+        grain: usize,
+        f: &(dyn Fn(usize, &mut [T]) + Sync),
+    ) {
+        let row_len = row_len.max(1);
+        let n_rows = data.len() / row_len;
+        let grain = grain.max(1);
+        if n_rows < 2 * grain || self.active_threads() <= 1 {
+            data.chunks_exact_mut(row_len).enumerate().for_each(|(i, row)| f(i, row));
+            return;
+        }
+        let next = WorkCounter::new();
+        let shared = SharedMut::new(data);
+        self.run(&|_| loop {
+            let start = next.grab(grain);
+            if start >= n_rows {
+                break;
+            }
+            for i in start..(start + grain).min(n_rows) {
+                // SAFETY: row i is handed to this participant alone (the counter).
+                f(i, unsafe { shared.range(i * row_len, row_len) });
+            }
+        });
+    }
+
     /// [`ThreadPool::run`] with at most `n_threads` participants (the caller and workers
     /// 1..n_threads): a pool sized for prompt processing runs generation jobs on fewer threads.
     pub fn run_on(&self, n_threads: usize, f: &(dyn Fn(usize) + Sync)) {
@@ -366,6 +397,23 @@ mod tests {
             std::hint::black_box(t);
         });
         (sum.load(Ordering::Relaxed), mask.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn for_each_row_visits_every_row_once_with_its_index() {
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads);
+            for n_rows in [0usize, 1, 3, 4, 17, 100] {
+                let mut data: Vec<u32> = vec![0; n_rows * 5];
+                pool.for_each_row(&mut data, 5, 2, &|i, row| {
+                    for x in row.iter_mut() {
+                        *x += i as u32 + 1;
+                    }
+                });
+                let want: Vec<u32> = (0..n_rows).flat_map(|i| [i as u32 + 1; 5]).collect();
+                assert_eq!(data, want, "threads {threads}, rows {n_rows}");
+            }
+        }
     }
 
     #[test]

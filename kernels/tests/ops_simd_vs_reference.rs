@@ -320,8 +320,45 @@ fn scores_over_key_ranges_equal_scores_over_the_row() {
     }
 }
 
+/// GeGLU looks GELU up by x rounded to f16: every f16 value (and its neighbours, which round
+/// to it or the next one), the clamps at -10 and 10 from both sides, infinities and NaN, and
+/// random rows of every length, times an `up` of several signs and sizes.
 #[test]
-fn every_table_agrees_on_the_ops_without_simd_versions() {
+fn geglu_equals_reference_on_every_f16_input() {
+    let mut rng = Rng(0x5eed_0006);
+    let mut gate: Vec<f32> = Vec::new();
+    for bits in 0..=u16::MAX {
+        let x = half::f16::from_bits(bits).to_f32();
+        gate.extend([
+            x,
+            f32::from_bits(x.to_bits().wrapping_add(1)),
+            f32::from_bits(x.to_bits().wrapping_sub(1)),
+        ]);
+    }
+    gate.extend([-10.0, 10.0, -10.000001, 10.000001, -9.999999, 9.999999, f32::INFINITY, f32::NEG_INFINITY]);
+    gate.extend([f32::NAN, 0.0, -0.0, 1e-30, -1e-30, 65504.0, 65520.0, -65520.0, 1e30]);
+    let up: Vec<f32> = (0..gate.len()).map(|i| [1.0f32, -3.0, 0.5, 1e6, -0.0][i % 5]).collect();
+    for ops_simd in simd_tables() {
+        let mut want = gate.clone();
+        ops::geglu_in_place(&mut want, &up);
+        let mut got = gate.clone();
+        ops_simd.geglu(&mut got, &up);
+        assert_same(&got, &want, &format!("{:?} geglu, every f16", ops_simd.isa()));
+        for n in LENGTHS {
+            for scale in [1.0f32, 12.0, 1e4] {
+                let (g, u) = (rng.vec(n, scale), rng.vec(n, 2.0));
+                let mut want = g.clone();
+                ops::geglu_in_place(&mut want, &u);
+                let mut got = g.clone();
+                ops_simd.geglu(&mut got, &u);
+                assert_same(&got, &want, &format!("{:?} geglu n={n} scale={scale}", ops_simd.isa()));
+            }
+        }
+    }
+}
+
+#[test]
+fn every_table_agrees_on_rms_norm_and_geglu() {
     let mut rng = Rng(0x5eed_0005);
     let x = rng.vec(577, 3.0);
     let w = rng.vec(577, 1.0);

@@ -6,7 +6,7 @@
 //! GeGLU: ggml looks GELU up in a table indexed by x rounded to f16, holding f16 values, for
 //! -10 < x < 10; we build the same table (once per process) and look it up the same way.
 
-use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 
 use half::f16;
 
@@ -78,21 +78,40 @@ pub fn gelu_f16_table(x: f32) -> f32 {
 
 /// gelu(f16) as f16 bits, indexed by the f16 bits of the input (ggml's `ggml_table_gelu_f16`).
 /// Computing the entry per element costs a `tanhf` each — a fifth of Gemma's prompt time — so
-/// the 65536 entries (128 KiB) are computed once. Atomics make the lazy fill safe without `std`:
-/// two threads that race fill in the same values, and `GELU_READY` publishes them.
-static GELU_TABLE: [AtomicU16; 1 << 16] = [const { AtomicU16::new(0) }; 1 << 16];
-static GELU_READY: AtomicBool = AtomicBool::new(false);
+/// the 65536 entries (128 KiB) are computed once. Two padding entries after them let a SIMD
+/// kernel gather 32 bits at any index and keep the low 16. Atomics make the lazy fill safe
+/// without `std`: one thread fills (`GELU_STATE` empty -> filling -> ready), any other waits
+/// for it, and nothing writes the table once it is ready.
+static GELU_TABLE: [AtomicU16; GELU_ENTRIES + 2] = [const { AtomicU16::new(0) }; GELU_ENTRIES + 2];
+const GELU_ENTRIES: usize = 1 << 16;
+static GELU_STATE: AtomicU8 = AtomicU8::new(GELU_EMPTY);
+const GELU_EMPTY: u8 = 0;
+const GELU_FILLING: u8 = 1;
+const GELU_READY: u8 = 2;
 
 /// The filled table (about 2 ms the first time in a process).
-fn gelu_table() -> &'static [AtomicU16; 1 << 16] {
-    if !GELU_READY.load(Ordering::Acquire) {
-        for (bits, entry) in GELU_TABLE.iter().enumerate() {
-            let x = f16::from_bits(bits as u16).to_f32();
-            entry.store(f16::from_f32(gelu_tanh(x)).to_bits(), Ordering::Relaxed);
+fn gelu_table() -> &'static [AtomicU16; GELU_ENTRIES + 2] {
+    if GELU_STATE.load(Ordering::Acquire) != GELU_READY {
+        if GELU_STATE.compare_exchange(GELU_EMPTY, GELU_FILLING, Ordering::Acquire, Ordering::Acquire).is_ok()
+        {
+            for (bits, entry) in GELU_TABLE.iter().take(GELU_ENTRIES).enumerate() {
+                let x = f16::from_bits(bits as u16).to_f32();
+                entry.store(f16::from_f32(gelu_tanh(x)).to_bits(), Ordering::Relaxed);
+            }
+            GELU_STATE.store(GELU_READY, Ordering::Release);
         }
-        GELU_READY.store(true, Ordering::Release);
+        while GELU_STATE.load(Ordering::Acquire) != GELU_READY {
+            core::hint::spin_loop();
+        }
     }
     &GELU_TABLE
+}
+
+/// The filled table as plain f16 bits for SIMD gathers: 65536 entries and two of padding.
+/// Nothing writes the table after it is filled, so plain loads through the pointer are sound.
+pub(crate) fn gelu_table_bits() -> *const u16 {
+    // AtomicU16 has the size and alignment of u16.
+    gelu_table().as_ptr().cast()
 }
 
 /// gate (n,) <- gelu(gate) * up: GeGLU (Gemma), any number of rows. Same values as

@@ -1,9 +1,9 @@
 //! The float-op table: one function pointer per op, chosen once for an [`Isa`].
 //!
 //! Every entry of every table computes the reference's operations in the reference's order,
-//! so the choice changes speed, never results. RMSNorm and GeGLU have no SIMD versions:
-//! ggml sums squares sequentially in f64 (a chain no vector order reproduces) and evaluates
-//! GELU through an f16 table lookup, so the scalar code is what llama.cpp runs too.
+//! so the choice changes speed, never results. RMSNorm has no SIMD version: ggml sums squares
+//! sequentially in f64, a chain no vector order reproduces. GeGLU's SIMD versions gather from
+//! the same f16 table that the scalar code (and ggml) looks GELU up in.
 
 use core::fmt;
 
@@ -175,6 +175,7 @@ mod x86_tables {
             attn_values_finish: checked!(avx2::attn_values_finish, |acc, o|),
             softmax: checked!(avx2::softmax_in_place, |x|),
             swiglu: checked!(avx2::swiglu_row, |g, u|),
+            geglu: checked!(avx2::geglu, |g, u|),
             f16_to_f32: checked!(avx2::f16_to_f32, |s, d|),
             ..OpKernels::scalar()
         }
@@ -189,6 +190,7 @@ mod x86_tables {
             attn_values_finish: checked!(avx512::attn_values_finish, |acc, o|),
             softmax: checked!(avx512::softmax_in_place, |x|),
             swiglu: checked!(avx512::swiglu_row, |g, u|),
+            geglu: checked!(avx512::geglu, |g, u|),
             f16_to_f32: checked!(avx512::f16_to_f32, |s, d|),
             ..OpKernels::scalar()
         }

@@ -173,6 +173,38 @@ pub unsafe fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
     crate::ops::f16_to_f32(&src[whole..n], &mut dst[whole..n]);
 }
 
+/// `ops::geglu_in_place`: the same table entries, 8 at a time (see the AVX-512 `geglu`).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn geglu(gate: &mut [f32], up: &[f32]) {
+    const W: usize = 8;
+    let n = gate.len().min(up.len());
+    let whole = n / W * W;
+    let table = crate::ops::activation::gelu_table_bits();
+    let (lo, hi) = (_mm256_set1_ps(-10.0), _mm256_set1_ps(10.0));
+    let low16 = _mm256_set1_epi32(0xffff);
+    for i in (0..whole).step_by(W) {
+        // SAFETY: i + 8 <= whole <= len of both slices; the gather reads 4 bytes at
+        // table + 2 * index for an index below 65536, inside the table and its padding.
+        unsafe {
+            let x = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let u = _mm256_loadu_ps(up.as_ptr().add(i));
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x);
+            let entry = _mm256_i32gather_epi32::<2>(table.cast(), _mm256_cvtepu16_epi32(h));
+            // Low 16 bits of each lane, packed into 8 halves (unsigned saturation is exact).
+            let e = _mm256_and_si256(entry, low16);
+            let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(e, e));
+            let g = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(packed)), u);
+            let g = _mm256_blendv_ps(g, _mm256_mul_ps(x, u), _mm256_cmp_ps::<_CMP_GE_OQ>(x, hi));
+            let g = _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(x, lo), g);
+            _mm256_storeu_ps(gate.as_mut_ptr().add(i), g);
+        }
+    }
+    crate::ops::geglu_in_place(&mut gate[whole..n], &up[whole..n]);
+}
+
 /// `ops::swiglu_row`.
 ///
 /// # Safety

@@ -184,6 +184,35 @@ pub unsafe fn swiglu_row(gate: &mut [f32], up: &[f32]) {
     crate::ops::activation::swiglu_tail(&mut gate[whole..n], &up[whole..n]);
 }
 
+/// `ops::geglu_in_place`: the same table entries, 16 at a time. x rounds to f16 as
+/// `half::f16::from_f32` does (to nearest, ties to even), its bits index the table through a
+/// gather, and the entry times `up` is the scalar product; the clamps at -10 and 10 are masks.
+///
+/// # Safety
+/// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub unsafe fn geglu(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let whole = n / LANES * LANES;
+    let table = crate::ops::activation::gelu_table_bits();
+    let (lo, hi) = (_mm512_set1_ps(-10.0), _mm512_set1_ps(10.0));
+    for i in (0..whole).step_by(LANES) {
+        // SAFETY: i + 16 <= whole <= len of both slices; the gather reads 4 bytes at
+        // table + 2 * index for an index below 65536, inside the table and its padding.
+        unsafe {
+            let x = _mm512_loadu_ps(gate.as_ptr().add(i));
+            let u = _mm512_loadu_ps(up.as_ptr().add(i));
+            let h = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x);
+            let entry = _mm512_i32gather_epi32::<2>(_mm512_cvtepu16_epi32(h), table.cast());
+            let g = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(entry)), u);
+            let g = _mm512_mask_mul_ps(g, _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, hi), x, u);
+            let g = _mm512_maskz_mov_ps(!_mm512_cmp_ps_mask::<_CMP_LE_OQ>(x, lo), g);
+            _mm512_storeu_ps(gate.as_mut_ptr().add(i), g);
+        }
+    }
+    crate::ops::geglu_in_place(&mut gate[whole..n], &up[whole..n]);
+}
+
 /// `ops::attn_scores`: scores (n,) = keys (n, hd) · q (hd,) * scale, each dot in
 /// `ops::dot_f32_4x16`'s order.
 ///
