@@ -339,6 +339,14 @@ fn ops(c: &mut Criterion) {
                 t.swiglu(black_box(&mut out), &up)
             })
         });
+        // GeGLU (Gemma): gate values spread over the f16 table's range.
+        let gate: Vec<f32> = x.iter().map(|v| 6.0 * v).collect();
+        g.bench_with_input(BenchmarkId::new("geglu-2048", label), &(), |b, _| {
+            b.iter(|| {
+                out.copy_from_slice(&gate);
+                t.geglu(black_box(&mut out), &up)
+            })
+        });
     }
     // One attention row over 512 positions.
     const CTX: usize = 512;
