@@ -5,18 +5,30 @@
 //! priority queue, so a word of n chars costs O(n log n). Strings are interned: every string that
 //! appears in a merge gets a piece id, and `(left piece, right piece) -> (rank, merged piece)` is a
 //! hash lookup with no allocation.
+//!
+//! A piece id is the token id when the string is a vocabulary token (in real vocabularies every
+//! merge string is one), else `n_vocab` + its index among the few others. The vocabulary's own
+//! index thus serves both, and a final symbol's token id is its piece id, with no lookup.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+// foldhash, as in `StringSet`: every candidate pair is a lookup
+use hashbrown::HashMap;
 
 use super::pretokenize::PreTokenizer;
+use super::string_set::StringSet;
+use super::string_table::StringTable;
 use super::unicode::byte_to_char;
 use super::vocab::Vocab;
+use super::TokenizerError;
 
 pub(crate) struct BpeModel {
     pre: PreTokenizer,
-    /// interned merge strings -> piece id
-    piece_ids: HashMap<Box<str>, u32>,
+    /// piece ids below this are token ids
+    n_vocab: u32,
+    /// merge strings that are not tokens; piece id `n_vocab + i` is string `i`
+    others: StringSet,
     /// (left piece, right piece) -> (rank, merged piece)
     merges: HashMap<(u32, u32), (u32, u32)>,
 }
@@ -33,31 +45,49 @@ struct Symbol {
 }
 
 impl BpeModel {
-    pub fn new(merges: &[String], pre: PreTokenizer) -> BpeModel {
-        let mut model =
-            BpeModel { pre, piece_ids: HashMap::new(), merges: HashMap::with_capacity(merges.len()) };
+    /// `merges`: "left right" lines, rank = index.
+    pub fn new(vocab: &Vocab, merges: &StringTable, pre: PreTokenizer) -> Result<BpeModel, TokenizerError> {
+        let mut model = BpeModel {
+            pre,
+            n_vocab: vocab.n_tokens() as u32,
+            others: StringSet::new(),
+            merges: HashMap::with_capacity(merges.len()),
+        };
+        let mut merged = Vec::new();
         for (rank, merge) in merges.iter().enumerate() {
             // llama.cpp splits at the first space after the first byte; a line without one
             // merges "" with "".
             // (searching bytes: the first char may be multi-byte, and ' ' is always a boundary)
-            let space = merge.bytes().skip(1).position(|b| b == b' ').map(|i| i + 1);
+            let space = merge.iter().skip(1).position(|&b| b == b' ').map(|i| i + 1);
             let (left, right) = match space {
                 Some(i) => (&merge[..i], &merge[i + 1..]),
-                None => ("", ""),
+                None => (&[][..], &[][..]),
             };
-            let merged = format!("{left}{right}");
-            let l = model.intern(left);
-            let r = model.intern(right);
-            let m = model.intern(&merged);
+            merged.clear();
+            merged.extend_from_slice(left);
+            merged.extend_from_slice(right);
+            let l = model.intern(vocab, left)?;
+            let r = model.intern(vocab, right)?;
+            let m = model.intern(vocab, &merged)?;
             // the first (lowest-rank) occurrence of a pair wins, as with std::map::emplace
             model.merges.entry((l, r)).or_insert((rank as u32, m));
         }
-        model
+        Ok(model)
     }
 
-    fn intern(&mut self, s: &str) -> u32 {
-        let next = self.piece_ids.len() as u32;
-        *self.piece_ids.entry(s.into()).or_insert(next)
+    fn intern(&mut self, vocab: &Vocab, s: &[u8]) -> Result<u32, TokenizerError> {
+        if let Some(id) = vocab.id_of(s) {
+            return Ok(id);
+        }
+        let other = self.others.intern(s)?;
+        self.n_vocab
+            .checked_add(other)
+            .ok_or_else(|| TokenizerError::BadMetadata("more merge strings than u32 ids".into()))
+    }
+
+    /// The piece id of `s`, if it is a token or a merge string (`intern` checked that the sum fits).
+    fn piece(&self, vocab: &Vocab, s: &[u8]) -> Option<u32> {
+        vocab.id_of(s).or_else(|| Some(self.n_vocab + self.others.id_of(s)?))
     }
 
     /// Tokenizes one text fragment (no special tokens in it), appending ids to `out`.
@@ -74,13 +104,14 @@ impl BpeModel {
                     continue;
                 }
             }
-            self.merge_word(&encoded, &mut symbols, &mut queue);
-            emit_symbols(vocab, &encoded, &symbols, out);
+            self.merge_word(vocab, &encoded, &mut symbols, &mut queue);
+            self.emit_symbols(vocab, &encoded, &symbols, out);
         }
     }
 
     fn merge_word(
         &self,
+        vocab: &Vocab,
         word: &str,
         symbols: &mut Vec<Symbol>,
         queue: &mut BinaryHeap<Reverse<(u32, usize, usize)>>,
@@ -93,7 +124,7 @@ impl BpeModel {
             symbols.push(Symbol {
                 start,
                 len,
-                piece: self.piece_ids.get(&word[start..start + len]).copied(),
+                piece: self.piece(vocab, &word.as_bytes()[start..start + len]),
                 prev: i.checked_sub(1),
                 next: Some(i + 1).filter(|_| start + len < word.len()),
             });
@@ -144,20 +175,23 @@ impl BpeModel {
             queue.push(Reverse((rank, left, right)));
         }
     }
-}
 
-/// Final symbols -> token ids; a symbol that is not a token falls back to its single bytes, and
-/// bytes that are not tokens either are dropped (llama.cpp does the same).
-fn emit_symbols(vocab: &Vocab, word: &str, symbols: &[Symbol], out: &mut Vec<u32>) {
-    let bytes = word.as_bytes();
-    let mut i = if symbols.is_empty() { None } else { Some(0) };
-    while let Some(s) = i {
-        let sym = symbols[s];
-        let text = &bytes[sym.start..sym.start + sym.len];
-        match vocab.id_of(text) {
-            Some(id) => out.push(id),
-            None => out.extend(text.iter().filter_map(|b| vocab.id_of(std::slice::from_ref(b)))),
+    /// Final symbols -> token ids; a symbol that is not a token falls back to its single bytes,
+    /// and bytes that are not tokens either are dropped (llama.cpp does the same).
+    fn emit_symbols(&self, vocab: &Vocab, word: &str, symbols: &[Symbol], out: &mut Vec<u32>) {
+        let bytes = word.as_bytes();
+        let mut i = if symbols.is_empty() { None } else { Some(0) };
+        while let Some(s) = i {
+            let sym = symbols[s];
+            // a symbol whose text is a token has that token's id as its piece (module comment)
+            match sym.piece.filter(|&p| p < self.n_vocab) {
+                Some(id) => out.push(id),
+                None => {
+                    let text = &bytes[sym.start..sym.start + sym.len];
+                    out.extend(text.iter().filter_map(|b| vocab.id_of(std::slice::from_ref(b))))
+                }
+            }
+            i = sym.next;
         }
-        i = sym.next;
     }
 }

@@ -2,45 +2,63 @@
 //! of tokens into UTF-8 text while holding back characters split across tokens.
 
 use super::spm::SPACE_MARK;
+use super::string_table::{StringTable, TableFull};
 use super::unicode::char_to_byte;
 use super::vocab::{attr, Vocab};
 use super::Tokenizer;
 
 /// The piece of every token as `token_to_piece(id, special = true)` renders it.
-pub(crate) fn pieces(vocab: &Vocab, byte_level: bool) -> Vec<Box<[u8]>> {
-    (0..vocab.n_tokens() as u32).map(|id| piece(vocab, id, byte_level).into()).collect()
+pub(crate) fn pieces(vocab: &Vocab, byte_level: bool) -> Result<StringTable, TableFull> {
+    // pieces are rarely longer than their texts (spaces and byte chars shrink), so this is the
+    // usual size; the rare longer ones grow the arena once
+    let mut table = StringTable::with_capacity(vocab.n_tokens(), vocab.texts().text_len());
+    let mut piece = Vec::new();
+    for id in 0..vocab.n_tokens() as u32 {
+        piece.clear();
+        write_piece(vocab, id, byte_level, &mut piece);
+        table.push(&piece)?;
+    }
+    table.shrink_to_fit();
+    Ok(table)
 }
 
-fn piece(vocab: &Vocab, id: u32, byte_level: bool) -> Vec<u8> {
-    let text = &vocab.texts[id as usize];
+fn write_piece(vocab: &Vocab, id: u32, byte_level: bool, out: &mut Vec<u8>) {
+    let text = vocab.text(id);
     let a = vocab.attr(id);
     if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
-        return text.to_vec();
-    }
-    if a & attr::NORMAL != 0 {
-        return if byte_level { decode_byte_level(text) } else { unescape_spaces(text) };
-    }
-    if a & attr::BYTE != 0 {
-        return byte_token_value(text).map(|b| vec![b]).unwrap_or_default();
+        out.extend_from_slice(text);
+    } else if a & attr::NORMAL != 0 {
+        if byte_level {
+            decode_byte_level(text, out)
+        } else {
+            unescape_spaces(text, out)
+        }
+    } else if a & attr::BYTE != 0 {
+        out.extend(byte_token_value(text));
     }
     // undefined or unused tokens render as nothing
-    Vec::new()
 }
 
-/// SentencePiece: U+2581 back to ' '.
-fn unescape_spaces(text: &[u8]) -> Vec<u8> {
-    match std::str::from_utf8(text) {
-        Ok(s) => s.replace(SPACE_MARK, " ").into_bytes(),
-        Err(_) => text.to_vec(),
+/// SentencePiece: U+2581 back to ' ' (a text that is not UTF-8 is left as it is).
+fn unescape_spaces(text: &[u8], out: &mut Vec<u8>) {
+    if std::str::from_utf8(text).is_err() {
+        out.extend_from_slice(text);
+        return;
     }
+    let mark = SPACE_MARK.as_bytes();
+    let mut rest = text;
+    while let Some(at) = rest.windows(mark.len()).position(|w| w == mark) {
+        out.extend_from_slice(&rest[..at]);
+        out.push(b' ');
+        rest = &rest[at + mark.len()..];
+    }
+    out.extend_from_slice(rest);
 }
 
 /// GPT-2 byte level: each char stands for one byte. A char outside the 256-char alphabet is
 /// written as llama.cpp does: `[UNK_BYTE_0x<utf8 hex><token text>]`.
-fn decode_byte_level(text: &[u8]) -> Vec<u8> {
-    let s = String::from_utf8_lossy(text);
-    let mut out = Vec::with_capacity(text.len());
-    for c in s.chars() {
+fn decode_byte_level(text: &[u8], out: &mut Vec<u8>) {
+    for c in String::from_utf8_lossy(text).chars() {
         match char_to_byte(c) {
             Some(b) => out.push(b),
             None => {
@@ -54,7 +72,6 @@ fn decode_byte_level(text: &[u8]) -> Vec<u8> {
             }
         }
     }
-    out
 }
 
 /// `<0xAB>` -> 0xAB (llama.cpp reads the two hex digits at offset 3).

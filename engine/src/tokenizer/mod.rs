@@ -1,6 +1,8 @@
 //! Tokenizers built from a GGUF vocabulary that reproduce llama.cpp token for token.
 //!
 //! - `vocab`: GGUF metadata (`VocabData`) and the resolved vocabulary (attributes, special ids).
+//! - `string_table` + `string_set`: every string table (texts, pieces, merges) in one byte
+//!   arena with u32 offsets, looked up through a hash table of ids; no heap block per token.
 //! - `special`: cutting the text at special-token strings (`parse_special`).
 //! - `pretokenize` + `bpe`: GPT-2 byte-level BPE ("gpt2" models, e.g. SmolLM2, Llama 3, Qwen 2).
 //! - `spm`: SentencePiece-style merges by score ("llama" models, e.g. Llama 2, Gemma).
@@ -12,11 +14,14 @@ mod decode;
 mod pretokenize;
 mod special;
 mod spm;
+mod string_set;
+mod string_table;
 mod unicode;
 mod unicode_table;
 mod vocab;
 
 pub use decode::StreamDecoder;
+pub use string_table::{StringTable, TableFull};
 pub use vocab::{FimIds, VocabData, VocabMetadata};
 
 use bpe::BpeModel;
@@ -41,6 +46,12 @@ pub enum TokenizerError {
     DuplicateToken { text: String, first: u32, second: u32 },
 }
 
+impl From<TableFull> for TokenizerError {
+    fn from(e: TableFull) -> TokenizerError {
+        TokenizerError::BadMetadata(e.to_string())
+    }
+}
+
 enum Model {
     Bpe(BpeModel),
     Spm(SpmModel),
@@ -51,7 +62,7 @@ pub struct Tokenizer {
     model: Model,
     specials: SpecialTokens,
     /// `token_to_piece(id, special = true)` for every id
-    pieces: Vec<Box<[u8]>>,
+    pieces: StringTable,
     add_bos: bool,
     add_eos: bool,
     add_space_prefix: bool,
@@ -60,30 +71,36 @@ pub struct Tokenizer {
 }
 
 impl Tokenizer {
-    pub fn new(data: VocabData) -> Result<Tokenizer, TokenizerError> {
-        let vocab = Vocab::new(&data)?;
+    pub fn new(mut data: VocabData) -> Result<Tokenizer, TokenizerError> {
+        // the vocabulary takes the token table over; what the models need is taken out first
+        let (model_name, pre_name) = (std::mem::take(&mut data.model), std::mem::take(&mut data.pre));
+        let merges = std::mem::take(&mut data.merges);
+        let (add_bos, add_eos, add_space_prefix) = (data.add_bos, data.add_eos, data.add_space_prefix);
+        let vocab = Vocab::new(data)?;
         let mut pre_fallback = None;
-        let model = match data.model.as_str() {
+        let model = match model_name.as_str() {
             "gpt2" => {
-                let pre = PreTokenizer::for_name(&data.pre).unwrap_or_else(|| {
-                    pre_fallback = Some(data.pre.clone());
+                let pre = PreTokenizer::for_name(&pre_name).unwrap_or_else(|| {
+                    pre_fallback = Some(pre_name.clone());
                     PreTokenizer::default_pre()
                 });
-                Model::Bpe(BpeModel::new(&data.merges, pre))
+                Model::Bpe(BpeModel::new(&vocab, &merges, pre)?)
             }
             "llama" => Model::Spm(SpmModel::new(&vocab)),
             other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
         };
+        // the merge lines are interned in the model now: free them before the pieces are built
+        drop(merges);
         let byte_level = matches!(model, Model::Bpe(_));
         Ok(Tokenizer {
             specials: SpecialTokens::new(&vocab),
-            pieces: decode::pieces(&vocab, byte_level),
+            pieces: decode::pieces(&vocab, byte_level)?,
             vocab,
             model,
-            add_bos: data.add_bos,
-            add_eos: data.add_eos,
+            add_bos,
+            add_eos,
             // llama.cpp forces this off for BPE vocabularies
-            add_space_prefix: data.add_space_prefix && !byte_level,
+            add_space_prefix: add_space_prefix && !byte_level,
             pre_fallback,
         })
     }
@@ -125,7 +142,7 @@ impl Tokenizer {
         if !special && self.vocab.attr(id) & hidden != 0 {
             return &[];
         }
-        self.pieces.get(id as usize).map_or(&[], |p| p)
+        self.pieces.get(id).unwrap_or_default()
     }
 
     /// Concatenated pieces, lossily decoded (for whole sequences; stream with [`StreamDecoder`]).

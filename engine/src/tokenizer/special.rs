@@ -12,7 +12,7 @@
 //! earlier one took. That gives the same cuts: an occurrence llama.cpp finds in a fragment is
 //! exactly one that overlaps no token taken before it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::vocab::{attr, Vocab};
 
@@ -31,10 +31,12 @@ struct SpecialToken {
     needs_parse_special: bool,
 }
 
-/// A trie node; `children` are (byte, node index), few per node except near the root.
-#[derive(Default)]
+/// A trie node; its children are `edges[first_edge..first_edge + n_edges]`, few except near the
+/// root.
+#[derive(Clone, Copy, Default)]
 struct Node {
-    children: Vec<(u8, u32)>,
+    first_edge: u32,
+    n_edges: u32,
     /// the special token (its rank) whose text ends here
     token: Option<u32>,
 }
@@ -44,6 +46,8 @@ pub(crate) struct SpecialTokens {
     tokens: Vec<SpecialToken>,
     /// byte trie of every special text; node 0 is the root
     trie: Vec<Node>,
+    /// (byte, child node) of every node, each node's together and in byte order
+    edges: Vec<(u8, u32)>,
     /// child of the root for each first byte (0: none), the hot lookup at every text position
     root: Box<[u32; 256]>,
 }
@@ -54,29 +58,14 @@ impl SpecialTokens {
         let mut tokens: Vec<(u32, &str)> = (0..vocab.n_tokens() as u32)
             .filter(|&id| vocab.attr(id) & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
             // a token that is not UTF-8 can never occur in a &str
-            .filter_map(|id| Some((id, std::str::from_utf8(&vocab.texts[id as usize]).ok()?)))
+            .filter_map(|id| Some((id, std::str::from_utf8(vocab.text(id)).ok()?)))
             .collect();
         tokens.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
 
-        let mut trie = vec![Node::default()];
-        for (rank, &(_, text)) in tokens.iter().enumerate() {
-            let mut node = 0usize;
-            for &byte in text.as_bytes() {
-                node = match trie[node].children.iter().find(|&&(b, _)| b == byte) {
-                    Some(&(_, child)) => child as usize,
-                    None => {
-                        trie.push(Node::default());
-                        let child = trie.len() - 1;
-                        trie[node].children.push((byte, child as u32));
-                        child
-                    }
-                };
-            }
-            // texts are unique in a vocabulary, so no node ends two tokens
-            trie[node].token = Some(rank as u32);
-        }
+        let texts: Vec<&[u8]> = tokens.iter().map(|&(_, text)| text.as_bytes()).collect();
+        let (trie, edges) = build_trie(&texts);
         let mut root = Box::new([0u32; 256]);
-        for &(byte, child) in &trie[0].children {
+        for &(byte, child) in &edges[..trie[0].n_edges as usize] {
             root[byte as usize] = child;
         }
         let tokens = tokens
@@ -87,7 +76,7 @@ impl SpecialTokens {
                 needs_parse_special: vocab.attr(id) & (attr::CONTROL | attr::UNKNOWN) != 0,
             })
             .collect();
-        SpecialTokens { tokens, trie, root }
+        SpecialTokens { tokens, trie, edges, root }
     }
 
     /// `text` cut into text fragments and the special tokens found in it.
@@ -139,14 +128,54 @@ impl SpecialTokens {
                     }
                 }
                 let Some(&byte) = text.get(i) else { break };
-                node = self.trie[node]
-                    .children
-                    .iter()
-                    .find(|&&(b, _)| b == byte)
-                    .map_or(0, |&(_, c)| c as usize);
+                node = self.child(node, byte);
                 i += 1;
             }
         }
         found
     }
+
+    /// The child of `node` along `byte`, or 0 (the root: no child).
+    fn child(&self, node: usize, byte: u8) -> usize {
+        let Node { first_edge, n_edges, .. } = self.trie[node];
+        let edges = &self.edges[first_edge as usize..][..n_edges as usize];
+        edges.iter().find(|&&(b, _)| b == byte).map_or(0, |&(_, c)| c as usize)
+    }
+}
+
+/// The byte trie of `texts` (unique, non-empty), the node where text `i` ends holding `i`.
+///
+/// Built breadth first over the texts in byte order, so that each node's edges are pushed
+/// together and every node's children fit in one shared array (no heap block per node): a node
+/// stands for the run of sorted texts that share its prefix, and its children split that run by
+/// the byte that follows.
+fn build_trie(texts: &[&[u8]]) -> (Vec<Node>, Vec<(u8, u32)>) {
+    let mut sorted: Vec<u32> = (0..texts.len() as u32).collect();
+    sorted.sort_unstable_by_key(|&i| texts[i as usize]);
+    let text = |k: usize| texts[sorted[k] as usize];
+    let mut nodes = vec![Node::default()];
+    let mut edges = Vec::new();
+    // (node, its run of `sorted`, the length of the prefix the run shares)
+    let mut queue = VecDeque::from([(0usize, 0..sorted.len(), 0usize)]);
+    while let Some((node, run, depth)) = queue.pop_front() {
+        let mut k = run.start;
+        // a text that ends here sorts first in its run, and only one can (texts are unique)
+        if k < run.end && text(k).len() == depth {
+            nodes[node].token = Some(sorted[k]);
+            k += 1;
+        }
+        // every other text in the run is longer than `depth`, and they are sorted by this byte
+        nodes[node].first_edge = edges.len() as u32;
+        while k < run.end {
+            let byte = text(k)[depth];
+            let end = k + sorted[k..run.end].partition_point(|&i| texts[i as usize][depth] == byte);
+            let child = nodes.len();
+            nodes.push(Node::default());
+            edges.push((byte, child as u32));
+            queue.push_back((child, k..end, depth + 1));
+            k = end;
+        }
+        nodes[node].n_edges = edges.len() as u32 - nodes[node].first_edge;
+    }
+    (nodes, edges)
 }

@@ -123,7 +123,7 @@ fn push_pair(
     let (l, r) = (symbols[left], symbols[right]);
     let merged = &text[l.start..r.start + r.len];
     if let Some(id) = vocab.id_of(merged) {
-        let score = vocab.scores[id as usize];
+        let score = vocab.score(id);
         queue.push(Bigram { score, left, right, size: merged.len() });
     }
 }

@@ -3,8 +3,8 @@
 
 use super::*;
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+fn strings(v: &[&str]) -> StringTable {
+    v.iter().collect()
 }
 
 /// A byte-level BPE vocabulary: all 256 byte chars, then merged tokens, then specials.
@@ -23,7 +23,7 @@ fn toy_bpe() -> Tokenizer {
     let data = VocabData {
         model: "gpt2".into(),
         pre: "gpt-2".into(),
-        tokens,
+        tokens: tokens.iter().collect(),
         token_types: types,
         merges,
         bos: Some(256 + 9),
@@ -70,7 +70,7 @@ fn add_special_follows_add_bos() {
 
 /// A SentencePiece vocabulary with byte fallback.
 fn toy_spm(add_space_prefix: bool) -> Tokenizer {
-    let mut tokens = strings(&["<unk>", "<s>", "</s>"]);
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).into();
     let mut types = vec![2, 3, 3];
     let mut scores = vec![0.0, 0.0, 0.0];
     for b in 0..=255u8 {
@@ -88,7 +88,7 @@ fn toy_spm(add_space_prefix: bool) -> Tokenizer {
     let data = VocabData {
         model: "llama".into(),
         pre: "default".into(),
-        tokens,
+        tokens: tokens.iter().collect(),
         scores,
         token_types: types,
         bos: Some(1),
@@ -155,8 +155,16 @@ fn eog_includes_eos_and_end_of_turn_texts() {
 #[test]
 fn bad_vocabularies_are_errors() {
     let base = VocabData { model: "gpt2".into(), tokens: strings(&["a"]), ..Default::default() };
-    let dup = VocabData { tokens: strings(&["a", "a"]), ..base.clone() };
-    assert!(matches!(Tokenizer::new(dup), Err(TokenizerError::DuplicateToken { .. })));
+    let dup = VocabData { tokens: strings(&["b", "a", "a"]), ..base.clone() };
+    assert!(matches!(
+        Tokenizer::new(dup),
+        Err(TokenizerError::DuplicateToken { text, first: 1, second: 2 }) if text == "a"
+    ));
+    // an empty token is named by its id, as llama.cpp does, and can then clash
+    let empty = VocabData { tokens: strings(&["a", ""]), ..base.clone() };
+    assert_eq!(Tokenizer::new(empty).unwrap().token_id("[EMPTY_1]"), Some(1));
+    let clash = VocabData { tokens: strings(&["[EMPTY_1]", ""]), ..base.clone() };
+    assert!(matches!(Tokenizer::new(clash), Err(TokenizerError::DuplicateToken { .. })));
     let short = VocabData { token_types: vec![1], tokens: strings(&["a", "b"]), ..base.clone() };
     assert!(matches!(Tokenizer::new(short), Err(TokenizerError::LengthMismatch { .. })));
     let wpm = VocabData { model: "bert".into(), ..base.clone() };
@@ -171,13 +179,13 @@ fn partition_reference<'t>(vocab: &vocab::Vocab, text: &'t str, parse_special: b
     let specials = vocab::attr::CONTROL | vocab::attr::USER_DEFINED | vocab::attr::UNKNOWN;
     let mut ids: Vec<u32> =
         (0..vocab.n_tokens() as u32).filter(|&id| vocab.attr(id) & specials != 0).collect();
-    ids.sort_by(|&a, &b| vocab.texts[b as usize].len().cmp(&vocab.texts[a as usize].len()).then(a.cmp(&b)));
+    ids.sort_by(|&a, &b| vocab.text(b).len().cmp(&vocab.text(a).len()).then(a.cmp(&b)));
     let mut fragments = if text.is_empty() { vec![] } else { vec![Fragment::Text(text)] };
     for id in ids {
         if !parse_special && vocab.attr(id) & (vocab::attr::CONTROL | vocab::attr::UNKNOWN) != 0 {
             continue;
         }
-        let needle = std::str::from_utf8(&vocab.texts[id as usize]).unwrap();
+        let needle = std::str::from_utf8(vocab.text(id)).unwrap();
         let mut next = Vec::new();
         for fragment in fragments {
             let Fragment::Text(mut rest) = fragment else {
@@ -219,11 +227,11 @@ fn special_partition_matches_per_token_reference() {
     let mut tokens = strings(&["x", "a", "b"]);
     let mut types = vec![1, 1, 1];
     for (t, ty) in specials {
-        tokens.push(t.into());
+        tokens.push(t).unwrap();
         types.push(ty);
     }
     let data = VocabData { model: "llama".into(), tokens, token_types: types, ..Default::default() };
-    let vocab = vocab::Vocab::new(&data).unwrap();
+    let vocab = vocab::Vocab::new(data).unwrap();
     let st = SpecialTokens::new(&vocab);
     let alphabet = ['a', 'b', '<', '>', ' ', 'é'];
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -259,7 +267,7 @@ fn special_texts_change_token_attributes() {
         eos: Some(2),
         ..Default::default()
     };
-    let vocab = vocab::Vocab::new(&base).unwrap();
+    let vocab = vocab::Vocab::new(base.clone()).unwrap();
     assert!(vocab.eog.contains(&3));
     assert_eq!(vocab.attr(3), vocab::attr::USER_DEFINED | vocab::attr::CONTROL);
     assert_eq!(vocab.fim.prefix, Some(4));
@@ -268,9 +276,11 @@ fn special_texts_change_token_attributes() {
     assert_eq!(st.partition("a</s>", false), [Fragment::Text("a</s>")]);
     assert_eq!(st.partition("a</s>", true), [Fragment::Text("a"), Fragment::Token(3)]);
 
-    let mut gemma4 = base.clone();
-    gemma4.tokens[5] = "<|tool_response>".into();
-    let vocab = vocab::Vocab::new(&gemma4).unwrap();
+    let gemma4 = VocabData {
+        tokens: strings(&["<unk>", "<s>", "<eos>", "</s>", "<|fim_prefix|>", "<|tool_response>"]),
+        ..base
+    };
+    let vocab = vocab::Vocab::new(gemma4).unwrap();
     assert!(!vocab.eog.contains(&3) && vocab.eog.contains(&5));
     assert_eq!(vocab.attr(3), vocab::attr::NORMAL);
 }

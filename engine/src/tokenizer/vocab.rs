@@ -2,11 +2,16 @@
 //! (`Vocab`: token bytes, attributes, lookup map, special ids, end-of-generation set).
 //!
 //! Defaults and special-token quirks follow llama.cpp's `llama_vocab::impl::load`.
+//!
+//! Token texts are read from the file straight into one [`StringTable`] and move from
+//! `VocabData` into `Vocab` without a copy; see `string_table` for why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use fovea_formats::gguf::Gguf;
 
+use super::string_set::StringSet;
+use super::string_table::{StringTable, TableFull};
 use super::TokenizerError;
 
 /// Tokenizer metadata of a GGUF file (`tokenizer.ggml.*`), with llama.cpp's defaults applied for
@@ -17,13 +22,14 @@ pub struct VocabData {
     pub model: String,
     /// `tokenizer.ggml.pre`: pre-tokenizer name ("smollm", "llama3", "qwen2", "default", ...).
     pub pre: String,
-    pub tokens: Vec<String>,
+    /// Token texts by id (`tokenizer.ggml.tokens`).
+    pub tokens: StringTable,
     /// Per-token scores (SPM merge priority); may be empty for gpt2.
     pub scores: Vec<f32>,
     /// Per-token type: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
     pub token_types: Vec<i32>,
     /// BPE merges, "left right", rank = index.
-    pub merges: Vec<String>,
+    pub merges: StringTable,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub eot: Option<u32>,
@@ -54,7 +60,8 @@ pub trait VocabMetadata {
     fn get_str(&self, key: &str) -> Option<String>;
     fn get_u32(&self, key: &str) -> Option<u32>;
     fn get_bool(&self, key: &str) -> Option<bool>;
-    fn get_strings(&self, key: &str) -> Option<Vec<String>>;
+    /// `Err` only when the strings are too many bytes for a [`StringTable`] (4 GiB).
+    fn get_strings(&self, key: &str) -> Result<Option<StringTable>, TableFull>;
     fn get_f32s(&self, key: &str) -> Option<Vec<f32>>;
     fn get_i32s(&self, key: &str) -> Option<Vec<i32>>;
 }
@@ -70,9 +77,16 @@ impl VocabMetadata for Gguf<'_> {
     fn get_bool(&self, key: &str) -> Option<bool> {
         Gguf::get_bool(self, key).ok()
     }
-    fn get_strings(&self, key: &str) -> Option<Vec<String>> {
-        let strings = self.get_array(key).ok()?.to_str_vec().ok()?;
-        Some(strings.into_iter().map(str::to_string).collect())
+    fn get_strings(&self, key: &str) -> Result<Option<StringTable>, TableFull> {
+        let Ok(array) = self.get_array(key) else { return Ok(None) };
+        let Ok(strings) = array.strings() else { return Ok(None) };
+        // each element is stored as a u64 length and its bytes, so this is the exact text size
+        let text_len = array.raw_bytes().len().saturating_sub(8 * array.len());
+        let mut table = StringTable::with_capacity(array.len(), text_len);
+        for s in strings {
+            table.push(s)?;
+        }
+        Ok(Some(table))
     }
     fn get_f32s(&self, key: &str) -> Option<Vec<f32>> {
         // llama.cpp also accepts integer scores
@@ -102,11 +116,11 @@ impl VocabData {
             meta.get_str("tokenizer.ggml.model").ok_or(TokenizerError::MissingKey("tokenizer.ggml.model"))?;
         let pre = meta.get_str("tokenizer.ggml.pre").unwrap_or_default();
         let tokens = meta
-            .get_strings("tokenizer.ggml.tokens")
+            .get_strings("tokenizer.ggml.tokens")?
             .ok_or(TokenizerError::MissingKey("tokenizer.ggml.tokens"))?;
         let scores = meta.get_f32s("tokenizer.ggml.scores").unwrap_or_default();
         let token_types = meta.get_i32s("tokenizer.ggml.token_type").unwrap_or_default();
-        let merges = meta.get_strings("tokenizer.ggml.merges").unwrap_or_default();
+        let merges = meta.get_strings("tokenizer.ggml.merges")?.unwrap_or_default();
 
         let (bos, eos, unk, add_bos, add_space_prefix) = match model.as_str() {
             "llama" => (Some(1), Some(2), Some(0), true, true),
@@ -271,11 +285,12 @@ const FIM_FILE_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
 /// The resolved vocabulary shared by both tokenizer models.
 pub(crate) struct Vocab {
-    /// Token bytes by id (an empty GGUF token becomes "[EMPTY_<id>]", as in llama.cpp).
-    pub texts: Vec<Box<[u8]>>,
-    pub scores: Vec<f32>,
+    /// Token bytes by id, and id by bytes (an empty GGUF token becomes "[EMPTY_<id>]", as in
+    /// llama.cpp).
+    texts: StringSet,
+    /// SPM merge priority by id; empty when the file has none (BPE models), then all 0.
+    scores: Vec<f32>,
     pub attrs: Vec<u8>,
-    pub token_to_id: HashMap<Box<[u8]>, u32>,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub eot: Option<u32>,
@@ -287,7 +302,8 @@ pub(crate) struct Vocab {
 }
 
 impl Vocab {
-    pub fn new(data: &VocabData) -> Result<Vocab, TokenizerError> {
+    /// Takes the token table and scores of `data` over rather than copying them.
+    pub fn new(data: VocabData) -> Result<Vocab, TokenizerError> {
         let n = data.tokens.len();
         if n == 0 {
             return Err(TokenizerError::EmptyVocab);
@@ -298,20 +314,15 @@ impl Vocab {
         check_len("tokenizer.ggml.scores", data.scores.len(), n)?;
         check_len("tokenizer.ggml.token_type", data.token_types.len(), n)?;
 
-        let mut texts = Vec::with_capacity(n);
-        let mut token_to_id = HashMap::with_capacity(n);
-        for (i, token) in data.tokens.iter().enumerate() {
-            let text: Box<[u8]> = if token.is_empty() {
-                format!("[EMPTY_{i}]").into_bytes().into()
-            } else {
-                token.as_bytes().into()
-            };
-            if let Some(first) = token_to_id.insert(text.clone(), i as u32) {
-                return Err(TokenizerError::DuplicateToken { text: token.clone(), first, second: i as u32 });
+        let texts = StringSet::from_table(name_empty_tokens(data.tokens)?).map_err(|d| {
+            TokenizerError::DuplicateToken {
+                text: String::from_utf8_lossy(&d.text).into_owned(),
+                first: d.first,
+                second: d.second,
             }
-            texts.push(text);
-        }
-        let scores = if data.scores.is_empty() { vec![0.0; n] } else { data.scores[..n].to_vec() };
+        })?;
+        let mut scores = data.scores;
+        scores.truncate(n);
         let attrs = if data.token_types.is_empty() {
             vec![attr::NORMAL; n]
         } else {
@@ -323,7 +334,6 @@ impl Vocab {
             texts,
             scores,
             attrs,
-            token_to_id,
             bos: in_range(data.bos),
             eos: in_range(data.eos),
             eot: in_range(data.eot),
@@ -358,8 +368,22 @@ impl Vocab {
         self.texts.len()
     }
 
+    /// The bytes of token `id`; panics past the vocabulary, like slice indexing.
+    pub fn text(&self, id: u32) -> &[u8] {
+        self.texts.text(id)
+    }
+
+    /// Every token's bytes, by id.
+    pub fn texts(&self) -> &StringTable {
+        self.texts.table()
+    }
+
     pub fn id_of(&self, text: &[u8]) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.texts.id_of(text)
+    }
+
+    pub fn score(&self, id: u32) -> f32 {
+        self.scores.get(id as usize).copied().unwrap_or(0.0)
     }
 
     pub fn attr(&self, id: u32) -> u8 {
@@ -373,8 +397,8 @@ impl Vocab {
     ///    EOS, EOT and EOM; gpt-oss's channel markers are user-defined (always rendered);
     /// 4. two vocabulary-specific exceptions (gpt-oss's `<|end|>`, gemma4/plamo's `</s>`).
     fn mark_special_texts(&mut self) {
-        fill_by_text(&mut self.eot, &self.token_to_id, &mut self.attrs, EOT_TEXTS);
-        fill_by_text(&mut self.eom, &self.token_to_id, &mut self.attrs, EOM_TEXTS);
+        fill_by_text(&mut self.eot, &self.texts, &mut self.attrs, EOT_TEXTS);
+        fill_by_text(&mut self.eom, &self.texts, &mut self.attrs, EOM_TEXTS);
         let fim = &mut self.fim;
         for (slot, texts) in [
             (&mut fim.prefix, FIM_PREFIX_TEXTS),
@@ -384,10 +408,10 @@ impl Vocab {
             (&mut fim.repo, FIM_REPO_TEXTS),
             (&mut fim.file_sep, FIM_FILE_SEP_TEXTS),
         ] {
-            fill_by_text(slot, &self.token_to_id, &mut self.attrs, texts);
+            fill_by_text(slot, &self.texts, &mut self.attrs, texts);
         }
 
-        for (text, a) in self.texts.iter().zip(self.attrs.iter_mut()) {
+        for (text, a) in self.texts.table().iter().zip(self.attrs.iter_mut()) {
             if *a & attr::CONTROL != 0 && text.windows(6).any(|w| w == b"unused") {
                 *a |= attr::UNUSED;
             }
@@ -429,19 +453,32 @@ impl Vocab {
 
 /// Sets an absent special id to the token with one of `texts` and makes that token control.
 /// llama.cpp takes whichever match its hash map yields first; we take the lowest id.
-fn fill_by_text(
-    slot: &mut Option<u32>,
-    token_to_id: &HashMap<Box<[u8]>, u32>,
-    attrs: &mut [u8],
-    texts: &[&str],
-) {
+fn fill_by_text(slot: &mut Option<u32>, vocab_texts: &StringSet, attrs: &mut [u8], texts: &[&str]) {
     if slot.is_some() {
         return;
     }
-    *slot = texts.iter().filter_map(|t| token_to_id.get(t.as_bytes()).copied()).min();
+    *slot = texts.iter().filter_map(|t| vocab_texts.id_of(t.as_bytes())).min();
     if let Some(id) = *slot {
         attrs[id as usize] |= attr::CONTROL;
     }
+}
+
+/// llama.cpp names an empty token "[EMPTY_<id>]" (it would otherwise never be produced and
+/// every empty token would collide). Real vocabularies have none, so the table moves through as
+/// it is; only one with an empty token is rebuilt.
+fn name_empty_tokens(tokens: StringTable) -> Result<StringTable, TableFull> {
+    if tokens.iter().all(|t| !t.is_empty()) {
+        return Ok(tokens);
+    }
+    let mut named = StringTable::with_capacity(tokens.len(), tokens.text_len());
+    for (id, text) in tokens.iter().enumerate() {
+        if text.is_empty() {
+            named.push(format!("[EMPTY_{id}]"))?;
+        } else {
+            named.push(text)?;
+        }
+    }
+    Ok(named)
 }
 
 fn check_len(key: &'static str, len: usize, n_vocab: usize) -> Result<(), TokenizerError> {
