@@ -15,7 +15,7 @@ import sys
 
 GROUPS = ["vec_dot", "matvec_l2", "matvec_dram", "prompt_tile", "quantize", "ops"]
 # Column order; labels not listed here (new `QuantKernels::variants` entries) follow them.
-ISAS = ["scalar", "avx2", "avx2-vnni-tiles", "avx512", "avx512-vnni", "neon", "neon-dotprod"]
+ISAS = ["scalar", "avx2", "avx2-vnni", "avx512", "avx512-vnni", "neon", "neon-dotprod"]
 
 
 def load(root):

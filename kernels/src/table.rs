@@ -199,11 +199,11 @@ impl QuantKernels {
         // The AVX-512 dot kernels measured no faster than AVX2 on the CPUs we have (see
         // examples/quant_dot_speed.rs), and their 4-block accumulation order moves results further
         // from llama.cpp's (which has no AVX-512 path for these types): default to AVX2 there until
-        // they win. `--isa avx512` still selects them. The AVX-512 VNNI prompt-processing tiles,
-        // though, reproduce the AVX2 dots' bits, faster: a VNNI CPU gets the AVX2 table with them.
+        // they win. `--isa avx512` still selects them. A VNNI CPU gets the AVX2 table with VNNI
+        // inside: 256-bit `vpdpbusd` dots and AVX-512 VNNI prompt tiles, all with the AVX2 bits.
         #[cfg(target_arch = "x86_64")]
         if Isa::detect() == Isa::Avx512 && crate::isa::x86_features::avx512_vnni() {
-            return x86_tables::avx2_vnni_tiles();
+            return x86_tables::avx2_vnni();
         }
         let isa = match Isa::detect() {
             Isa::Avx512 => Isa::Avx2,
@@ -263,23 +263,23 @@ impl QuantKernels {
     }
 
     /// Every table this build knows, labelled, each with the reason when this CPU cannot run
-    /// it: the AVX-512 level with and without VNNI, the AVX2 table with VNNI prompt tiles (what
+    /// it: the AVX-512 level with and without VNNI, the AVX2 table with VNNI dots and tiles (what
     /// `detect` picks on a VNNI CPU), and NEON with and without dotprod, are separate entries.
     /// For tests and benches, which run every available entry and report the skipped ones.
     pub fn variants() -> [(&'static str, Result<QuantKernels, UnsupportedIsa>); 7] {
         #[cfg(target_arch = "x86_64")]
-        let (avx512, avx512_vnni, avx2_vnni_tiles) = {
+        let (avx512, avx512_vnni, avx2_vnni) = {
             let avx512 = Isa::Avx512.require().map(|_| x86_tables::avx512(false));
             let (vnni, tiles) = match avx512 {
                 Ok(_) if crate::isa::x86_features::avx512_vnni() => {
-                    (Ok(x86_tables::avx512(true)), Ok(x86_tables::avx2_vnni_tiles()))
+                    (Ok(x86_tables::avx512(true)), Ok(x86_tables::avx2_vnni()))
                 }
                 _ => (Err(UnsupportedIsa(Isa::Avx512)), Err(UnsupportedIsa(Isa::Avx512))),
             };
             (avx512, vnni, tiles)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let (avx512, avx512_vnni, avx2_vnni_tiles) = (
+        let (avx512, avx512_vnni, avx2_vnni) = (
             Err(UnsupportedIsa(Isa::Avx512)),
             Err(UnsupportedIsa(Isa::Avx512)),
             Err(UnsupportedIsa(Isa::Avx512)),
@@ -298,7 +298,7 @@ impl QuantKernels {
         [
             ("scalar", Ok(QuantKernels::scalar())),
             ("avx2", QuantKernels::for_isa(Isa::Avx2)),
-            ("avx2-vnni-tiles", avx2_vnni_tiles),
+            ("avx2-vnni", avx2_vnni),
             ("avx512", avx512),
             ("avx512-vnni", avx512_vnni),
             ("neon", neon),
@@ -541,18 +541,28 @@ mod x86_tables {
         let dots4 = Dot4Table {
             batch_q4_k: base.dots4.batch_q4_k,
             batch_q6_k: base.dots4.batch_q6_k,
-            batch_tile_q4_k: if vnni { avx2_vnni_tiles().dots4.batch_tile_q4_k } else { None },
-            batch_tile_q6_k: if vnni { avx2_vnni_tiles().dots4.batch_tile_q6_k } else { None },
+            batch_tile_q4_k: if vnni { avx2_vnni().dots4.batch_tile_q4_k } else { None },
+            batch_tile_q6_k: if vnni { avx2_vnni().dots4.batch_tile_q6_k } else { None },
             ..Default::default()
         };
         QuantKernels { isa: Isa::Avx512, vnni, dots, dots4, ..base }
     }
 
-    /// The AVX2 table with its prompt-processing tiles replaced by AVX-512 VNNI versions that give
-    /// the same bits (the dots stay AVX2, llama.cpp's order). Caller must have checked
-    /// `Isa::Avx512.require()` and `x86_features::avx512_vnni()`.
-    pub(super) fn avx2_vnni_tiles() -> QuantKernels {
+    /// The AVX2 table on a VNNI CPU: the legacy-quant dots take their `_vnni` twins (one 256-bit
+    /// `vpdpbusd` per block, the same lanes and bits; llama.cpp's native build does the same) and
+    /// the prompt-processing tiles AVX-512 VNNI versions that give the same bits as the dots they
+    /// stand for (llama.cpp's order). Caller must have checked `Isa::Avx512.require()` and
+    /// `x86_features::avx512_vnni()`.
+    pub(super) fn avx2_vnni() -> QuantKernels {
         let base = avx2();
+        let dots = DotTable {
+            q4_0: dot_entry!(unsafe avx2::vec_dot_q4_0_q8_0_vnni, BlockQ4_0, BlockQ8_0),
+            q4_1: dot_entry!(unsafe avx2::vec_dot_q4_1_q8_1_vnni, BlockQ4_1, BlockQ8_1),
+            q5_0: dot_entry!(unsafe avx2::vec_dot_q5_0_q8_0_vnni, BlockQ5_0, BlockQ8_0),
+            q5_1: dot_entry!(unsafe avx2::vec_dot_q5_1_q8_1_vnni, BlockQ5_1, BlockQ8_1),
+            q8_0: dot_entry!(unsafe avx2::vec_dot_q8_0_q8_0_vnni, BlockQ8_0, BlockQ8_0),
+            ..base.dots
+        };
         let dots4 = Dot4Table {
             tile_q4_1: Some(tile_entry!(unsafe avx512::vec_dot_tile_q4_1_q8_1_vnni, BlockQ4_1, BlockQ8_1)),
             tile_q5_0: Some(tile_entry!(unsafe avx512::vec_dot_tile_q5_0_q8_0_vnni, BlockQ5_0, BlockQ8_0)),
@@ -568,7 +578,7 @@ mod x86_tables {
             )),
             ..base.dots4
         };
-        QuantKernels { vnni: true, dots4, ..base }
+        QuantKernels { vnni: true, dots, dots4, ..base }
     }
 }
 

@@ -310,3 +310,48 @@ fn every_table_is_complete_and_rejects_activation_only_types() {
         assert!(kernels.quantize_fn(GgmlType::Q4_0).is_err());
     }
 }
+
+/// The `avx2-vnni` table's legacy-quant dots (one 256-bit `vpdpbusd` per block) give exactly the
+/// `avx2` table's bits: the same 8 lanes of 4 exact products, the same f32 steps. Every length,
+/// every scale regime, and activation bytes both as the quantizer makes them and as random bytes
+/// (-128 included, which the quantizer never writes: the `|x| * sign(y, x)` identity still holds).
+#[test]
+fn avx2_vnni_dots_equal_avx2_bits() {
+    let tables = QuantKernels::variants();
+    let table = |name: &str| tables.iter().find(|(l, _)| *l == name).and_then(|(_, k)| k.as_ref().ok());
+    let (Some(avx2), Some(vnni)) = (table("avx2"), table("avx2-vnni")) else {
+        eprintln!("NOTICE: skipping avx2-vnni vs avx2: this CPU lacks AVX2 or AVX-512 VNNI");
+        return;
+    };
+    for &(w, _) in DOT_TOLERANCE {
+        let a = quant::vec_dot_type(w);
+        for scales in [Scales::Typical, Scales::F16Max, Scales::Subnormal, Scales::AllZero] {
+            for raw_activation in [false, true] {
+                let mut rng = Rng(0x5851_f42d_4c95_7f2d ^ u64::from(w.id()));
+                for blocks in LENGTHS {
+                    let n = blocks * w.block_elems();
+                    let w_row = weight_row(w, n, scales, &mut rng);
+                    let mut a_row = activation_row(a, n, scales, &mut rng);
+                    let qs_at = match a {
+                        GgmlType::Q8_0 => 2,
+                        GgmlType::Q8_1 => 4,
+                        _ => a.block_bytes(),
+                    };
+                    if raw_activation && scales != Scales::AllZero {
+                        for block in a_row.chunks_exact_mut(a.block_bytes()) {
+                            let len = block.len() - qs_at;
+                            block[qs_at..].copy_from_slice(&rng.bytes(len));
+                        }
+                    }
+                    let want = avx2.vec_dot(w, n, &w_row, &a_row).unwrap();
+                    let got = vnni.vec_dot(w, n, &w_row, &a_row).unwrap();
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{w}: n={n} scales={scales:?} raw={raw_activation}: avx2-vnni {got} vs avx2 {want}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -23,6 +23,25 @@ pub(super) fn f16_pair(lo: f16, hi: f16) -> __m128 {
     _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
 }
 
+/// How far ahead of the weight block being read the dots prefetch: matrix-vector products stream
+/// every weight once, and on the VMs we measure the hardware prefetcher alone leaves the loads
+/// waiting (Gemma 3 tg128 on a Xeon with 2 vCPUs: 46 t/s without, 52.6 / 58.9 / 65.7 / 65.3 t/s
+/// at 512 / 1024 / 2048 / 4096 bytes ahead in the Q8_0 dot).
+pub(crate) const PREFETCH_BYTES: usize = 2048;
+
+/// Prefetches the cache lines [`PREFETCH_BYTES`] past `block`, one per 64 bytes of its size: over
+/// consecutive blocks of any size that touches every line of the stream ahead.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn prefetch_ahead<T>(block: &T) {
+    let ahead = (block as *const T).cast::<i8>().wrapping_add(PREFETCH_BYTES);
+    for line in 0..size_of::<T>().div_ceil(64) {
+        // A prefetch is a hint that never faults, whatever the address: past the end of the
+        // weights it fetches nothing useful, and nothing else happens.
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
+    }
+}
+
 /// dx * dy broadcast to 8 lanes: the block scale of a dot whose integer part is exact.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -120,4 +139,20 @@ pub(super) fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
     dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+/// As [`dot_u8_i8`] with one 256-bit `vpdpbusd` (AVX-512 VNNI + VL) in place of `vpmaddubsw` +
+/// `vpmaddwd`: the same 8 lanes of 4 adjacent products, exact (there is no i16 stage to
+/// saturate), so it equals [`dot_u8_i8`] on every input that one does not saturate.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub(super) fn dot_u8_i8_vnni(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, y)
+}
+
+/// As [`dot_i8_i8`] through [`dot_u8_i8_vnni`]: the same lanes, exact for the same inputs.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub(super) fn dot_i8_i8_vnni(x: __m256i, y: __m256i) -> __m256i {
+    dot_u8_i8_vnni(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }

@@ -6,7 +6,7 @@ use crate::x86::chunks;
 
 use fovea_formats::blocks::{BlockQ4K, BlockQ8K, QK_K};
 
-use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32};
+use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32, prefetch_ahead};
 
 /// x (n,) as Q4_K . y (n,) as Q8_K; n a multiple of 256.
 ///
@@ -24,6 +24,7 @@ pub unsafe fn vec_dot_q4_k_q8_k(n: usize, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32
     let mut acc = _mm256_setzero_ps();
     let mut acc_mins = _mm_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        prefetch_ahead(bx);
         let (sumi, mins) = block_sums(bx, by);
         acc_mins = _mm_fmadd_ps(_mm_set1_ps(-by.d * f16_to_f32(bx.dmin)), _mm_cvtepi32_ps(mins), acc_mins);
         let d = _mm256_set1_ps(by.d * f16_to_f32(bx.d));

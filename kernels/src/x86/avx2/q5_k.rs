@@ -6,7 +6,7 @@ use crate::x86::chunks;
 
 use fovea_formats::blocks::{BlockQ5K, BlockQ8K, QK_K};
 
-use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32};
+use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32, prefetch_ahead};
 use super::q4_k::mins_dot_bsums;
 
 /// x (n,) as Q5_K . y (n,) as Q8_K; n a multiple of 256.
@@ -25,6 +25,7 @@ pub unsafe fn vec_dot_q5_k_q8_k(n: usize, x: &[BlockQ5K], y: &[BlockQ8K]) -> f32
     let mut acc = _mm256_setzero_ps();
     let mut summs = 0.0f32;
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        prefetch_ahead(bx);
         let mut scales = [0u8; 8];
         let mut mins = [0u8; 8];
         for j in 0..8 {

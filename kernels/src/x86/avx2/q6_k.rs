@@ -6,7 +6,7 @@ use crate::x86::chunks;
 
 use fovea_formats::blocks::{BlockQ6K, BlockQ8K, QK_K};
 
-use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32};
+use super::common::{f16_to_f32, hsum_f32x8, load_i8x32, load_u8x32, prefetch_ahead};
 use super::q4_k::{fma_f32, hsum_i32x8};
 
 /// x (n,) as Q6_K . y (n,) as Q8_K; n a multiple of 256.
@@ -23,6 +23,7 @@ pub unsafe fn vec_dot_q6_k_q8_k(n: usize, x: &[BlockQ6K], y: &[BlockQ8K]) -> f32
     let nb = n / QK_K;
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        prefetch_ahead(bx);
         let sumi = block_sums(bx, by);
         let d = _mm256_set1_ps(by.d * f16_to_f32(bx.d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);

@@ -44,6 +44,7 @@ macro_rules! q4_1_q8_1_kernel {
             // Lanes 1, 3, 5, 7 collect m * s; the even lanes (d products) are dropped at the end.
             let mut acc_mins = _mm256_setzero_ps();
             for (bx, by) in x4.iter().zip(y4) {
+                avx2::prefetch_ahead(bx);
                 // [dA mA dB mB dC mC dD mD] * [dyA sA dyB sB ..] in one conversion each.
                 let xh = _mm_setr_epi32(
                     head(bx[0].d, bx[0].m),

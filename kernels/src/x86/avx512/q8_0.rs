@@ -22,6 +22,7 @@ macro_rules! q8_0_q8_0_kernel {
             let (y4, y_rest) = chunks::<_, 4>(&y[..nb]);
             let mut acc = [_mm512_setzero_ps(); 2];
             for (bx, by) in x4.iter().zip(y4) {
+                avx2::prefetch_ahead(bx);
                 // [dxA dxB dxC dxD dyA dyB dyC dyD] -> [dxA*dyA, .., dxD*dyD] in lanes 0..4.
                 let d = _mm256_cvtph_ps(_mm_setr_epi16(
                     bx[0].d.to_bits() as i16,
