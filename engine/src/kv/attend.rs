@@ -342,7 +342,8 @@ fn memory(
             let index = &kv.index[layer][h];
             let dots = |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
             let widen = |src: &[half::f16], dst: &mut [f32]| compute.ops.f16_to_f32(src, dst);
-            let kernels = Kernels { dots: &dots, widen: &widen };
+            let softmax = |x: &mut [f32]| compute.ops.softmax(x);
+            let kernels = Kernels { dots: &dots, widen: &widen, softmax: &softmax };
             let half = k.div_ceil(2);
             let (by_bound, by_mean, beam_factor) = match plan.scoring {
                 Scoring::Bound => (k, 0, plan.beam),
