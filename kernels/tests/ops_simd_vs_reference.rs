@@ -166,6 +166,55 @@ fn exp_lanes_equal_reference_over_the_whole_range() {
     }
 }
 
+/// Narrowing: every f16 value, the midpoints between neighbours (ties go to even), values just
+/// off them, out-of-range magnitudes and NaNs; bits must match, except NaN payloads (a NaN
+/// must stay a NaN).
+#[test]
+fn f32_to_f16_equals_reference_rounding_to_nearest_even() {
+    let mut src: Vec<f32> = Vec::new();
+    for bits in (0..=u16::MAX).step_by(7) {
+        let (a, b) = (half::f16::from_bits(bits), half::f16::from_bits(bits.wrapping_add(1)));
+        let (a, b) = (a.to_f32(), b.to_f32());
+        let mid = 0.5 * (a as f64 + b as f64);
+        src.extend([
+            a,
+            mid as f32,
+            f32::from_bits((mid as f32).to_bits() + 1),
+            f32::from_bits((mid as f32).to_bits().wrapping_sub(1)),
+        ]);
+    }
+    src.extend([
+        65504.0,
+        65520.0,
+        65519.99,
+        1.0e9,
+        -1.0e9,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        1.0e-9,
+        -0.0,
+    ]);
+    let mut want = vec![half::f16::ZERO; src.len()];
+    ops::f32_to_f16(&src, &mut want);
+    for ops_simd in simd_tables() {
+        for n in LENGTHS.into_iter().chain([src.len()]) {
+            let n = n.min(src.len());
+            let mut got = vec![half::f16::from_bits(0x1234); n + 2];
+            ops_simd.f32_to_f16(&src[..n], &mut got);
+            let what = format!("{:?} f32_to_f16 n={n}", ops_simd.isa());
+            for (i, (g, w)) in got.iter().zip(&want[..n]).enumerate() {
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{what}: {} -> {g} vs {w}",
+                    src[i]
+                );
+            }
+            assert!(got[n..].iter().all(|v| v.to_bits() == 0x1234), "{what}: wrote past n");
+        }
+    }
+}
+
 #[test]
 fn attention_scores_equal_reference() {
     let mut rng = Rng(0x5eed_0003);
@@ -375,5 +424,61 @@ fn every_table_agrees_on_rms_norm_and_geglu() {
         let mut g = gate.clone();
         table.geglu(&mut g, &up);
         assert_same(&g, &geglu_want, "geglu");
+    }
+}
+
+/// Queries against panels of keys: every query count around the 6- and 8-row blocks, head
+/// widths around the vector lanes, several panels, and magnitudes that overflow to inf; the
+/// in-order FMA chain gives the reference's bits exactly.
+#[test]
+fn panel_dots_equal_reference() {
+    let mut rng = Rng(0x5eed_0009);
+    for ops_simd in simd_tables() {
+        for k in [1usize, 7, 16, 64, 65, 128] {
+            for m in [1usize, 2, 5, 6, 7, 8, 9, 13, 24] {
+                for n_panels in [1usize, 2, 5] {
+                    for scale in [1.0f32, 1.0e37] {
+                        let q = rng.vec(m * k, scale);
+                        let panels = rng.vec(n_panels * k * ops::PANEL, 3.0);
+                        let mut want = vec![f32::NAN; m * n_panels * ops::PANEL];
+                        ops::panel_dots(&q, k, &panels, &mut want);
+                        let mut got = vec![f32::NAN; want.len()];
+                        ops_simd.panel_dots(&q, k, &panels, &mut got);
+                        let what = format!("{:?} panel_dots k={k} m={m} panels={n_panels}", ops_simd.isa());
+                        assert_same(&got, &want, &what);
+                        assert!(want.iter().all(|x| !x.is_nan()), "{what}: every output written");
+                    }
+                }
+            }
+        }
+        // A short output bounds the queries: nothing is written past it.
+        let (q, panels) = (rng.vec(3 * 8, 1.0), rng.vec(8 * ops::PANEL, 1.0));
+        let mut got = vec![0.0f32; 2 * ops::PANEL];
+        ops_simd.panel_dots(&q, 8, &panels, &mut got);
+        let mut want = vec![0.0f32; 2 * ops::PANEL];
+        ops::panel_dots(&q, 8, &panels, &mut want);
+        assert_same(&got, &want, "panel_dots with room for 2 of 3 queries");
+    }
+}
+
+/// The reference is the dot it says it is: each output against an f64 sum of the same products.
+#[test]
+fn panel_dots_reference_is_the_dot_of_query_and_key() {
+    let mut rng = Rng(0x5eed_000a);
+    let (m, k, n_panels) = (3usize, 64usize, 2usize);
+    let q = rng.vec(m * k, 1.0);
+    let panels = rng.vec(n_panels * k * ops::PANEL, 1.0);
+    let mut out = vec![0.0f32; m * n_panels * ops::PANEL];
+    ops::panel_dots(&q, k, &panels, &mut out);
+    for i in 0..m {
+        for p in 0..n_panels {
+            for j in 0..ops::PANEL {
+                let want: f64 =
+                    (0..k).map(|d| q[i * k + d] as f64 * panels[(p * k + d) * ops::PANEL + j] as f64).sum();
+                let got = out[(i * n_panels + p) * ops::PANEL + j] as f64;
+                // 64 f32 roundings of terms below 1: well under 1e-5.
+                assert!((got - want).abs() < 1e-5, "q{i} panel {p} key {j}: {got} vs {want}");
+            }
+        }
     }
 }

@@ -343,7 +343,8 @@ fn memory(
             let dots = |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
             let widen = |src: &[half::f16], dst: &mut [f32]| compute.ops.f16_to_f32(src, dst);
             let softmax = |x: &mut [f32]| compute.ops.softmax(x);
-            let kernels = Kernels { dots: &dots, widen: &widen, softmax: &softmax };
+            let panels = |q: &[f32], k: usize, p: &[f32], o: &mut [f32]| compute.ops.panel_dots(q, k, p, o);
+            let kernels = Kernels { dots: &dots, panels: &panels, widen: &widen, softmax: &softmax };
             let half = k.div_ceil(2);
             let (by_bound, by_mean, beam_factor) = match plan.scoring {
                 Scoring::Bound => (k, 0, plan.beam),

@@ -10,6 +10,8 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
+use half::f16;
+
 use super::codec::{decode, encode, row_bytes};
 use super::mode::KvType;
 use super::spill::SpillFile;
@@ -216,8 +218,23 @@ impl PagedStore {
     /// read in place: None unless the pages hold f32 and this one is present and 4-byte aligned
     /// (then the caller gathers instead).
     pub fn f32_rows(&self, layer: usize, h: usize, r: Range<usize>) -> Option<(&[f32], &[f32])> {
+        self.rows_in_place(KvType::F32, layer, h, r)
+    }
+
+    /// As [`PagedStore::f32_rows`], for pages that hold f16.
+    pub fn f16_rows(&self, layer: usize, h: usize, r: Range<usize>) -> Option<(&[f16], &[f16])> {
+        self.rows_in_place(KvType::F16, layer, h, r)
+    }
+
+    fn rows_in_place<T: bytemuck::Pod>(
+        &self,
+        ty: KvType,
+        layer: usize,
+        h: usize,
+        r: Range<usize>,
+    ) -> Option<(&[T], &[T])> {
         let sh = self.shape;
-        if sh.ty != KvType::F32
+        if sh.ty != ty
             || cfg!(target_endian = "big")
             || r.is_empty()
             || r.start / sh.tokens != (r.end - 1) / sh.tokens

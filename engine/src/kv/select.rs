@@ -18,24 +18,27 @@
 
 use std::ops::Range;
 
-use fovea_kernels::ops::SoftmaxStats;
+use fovea_kernels::ops::{SoftmaxStats, PANEL};
 use half::f16;
 
 use super::summaries::{bound, HeadIndex, Level, Part, BRANCHING};
 
 /// The attention score kernel: (q (hd,), keys (n, hd), scale, scores (n,)).
 pub type ScoreFn<'a> = &'a dyn Fn(&[f32], &[f32], f32, &mut [f32]);
+/// The many-query kernel: (q (m, k), k, panels (n_panels, k, 16), out (m, 16 n_panels)).
+pub type PanelFn<'a> = &'a dyn Fn(&[f32], usize, &[f32], &mut [f32]);
 /// The f16 -> f32 row conversion kernel: (src (n,), dst (n,)).
 pub type WidenFn<'a> = &'a dyn Fn(&[f16], &mut [f32]);
 /// The softmax kernel, in place, returning the row's max and exp sum.
 pub type SoftmaxFn<'a> = &'a dyn Fn(&mut [f32]) -> SoftmaxStats;
 
-/// The kernels selection runs on: scores of the widened (f16) summaries, and their exponentials
-/// through the SIMD softmax (scalar `exp` per candidate and query was 11% of a fill at 180K
-/// tokens).
+/// The kernels selection runs on: scores of the widened (f16) summaries (many queries against
+/// panels of nodes; row dots for the exact oracle), and their exponentials through the SIMD
+/// softmax (scalar `exp` per candidate and query was 11% of a fill at 180K tokens).
 #[derive(Clone, Copy)]
 pub struct Kernels<'a> {
     pub dots: ScoreFn<'a>,
+    pub panels: PanelFn<'a>,
     pub widen: WidenFn<'a>,
     pub softmax: SoftmaxFn<'a>,
 }
@@ -91,21 +94,23 @@ pub fn select_pages(
     let top = index.levels.len() - 1;
     // Eligible nodes of level l: those whose first page is eligible.
     let eligible = |l: usize| n_eligible.div_ceil(BRANCHING.pow(l as u32));
-    let mut cands: Vec<usize> = (0..eligible(top)).collect();
+    // Candidates as sibling groups (node ranges inside one group of BRANCHING).
+    let mut cands: Vec<Range<usize>> = sibling_groups(0..eligible(top)).collect();
     let mut scored = 0;
     for l in (0..=top).rev() {
+        let n_cands: usize = cands.iter().map(|r| r.len()).sum();
         if l == 0 {
-            scored += cands.len();
+            scored += n_cands;
             sc.score(&index.levels[0], &cands);
-            let mut picked = sc.top(want.by_bound.min(cands.len()), &[], true);
-            let more = sc.top(k.min(cands.len()) - picked.len(), &picked, false);
+            let mut picked = sc.top(want.by_bound.min(n_cands), &[], true);
+            let more = sc.top(k.min(n_cands) - picked.len(), &picked, false);
             picked.extend(more);
             return (picked, scored);
         }
-        let kept = if cands.len() <= wb.max(wm) {
-            cands
+        let kept: Vec<usize> = if n_cands <= wb.max(wm) {
+            cands.iter().flat_map(|r| r.clone()).collect()
         } else {
-            scored += cands.len();
+            scored += n_cands;
             sc.score(&index.levels[l], &cands);
             let mut kept = sc.top(wb, &[], true);
             let by_mean = sc.top(wm, &kept, false);
@@ -113,31 +118,53 @@ pub fn select_pages(
             kept.sort_unstable();
             kept
         };
+        // A kept node's children are one sibling group, non-empty: its first page is eligible.
         let below = eligible(l - 1);
-        cands = kept.iter().flat_map(|&n| n * BRANCHING..((n + 1) * BRANCHING).min(below)).collect();
+        cands = kept.iter().map(|&n| n * BRANCHING..((n + 1) * BRANCHING).min(below)).collect();
     }
     (Vec::new(), scored)
 }
 
-/// Scores candidate nodes of one level for a chunk's queries.
+/// `r` cut at multiples of BRANCHING.
+fn sibling_groups(r: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    let end = r.end;
+    let starts = std::iter::successors(Some(r.start), move |&s| {
+        let next = (s / BRANCHING + 1) * BRANCHING;
+        (next < end).then_some(next)
+    });
+    starts.filter(move |&s| s < end).map(move |s| s..((s / BRANCHING + 1) * BRANCHING).min(end))
+}
+
+/// Scores candidate nodes of one level for a chunk's queries, with the many-query panel
+/// kernel: two sibling groups (8 nodes each, stored dimension-major) make one 16-key panel,
+/// and every query row scores every panel in one call.
 struct Scorer<'a> {
     qs: Queries<'a>,
     kernels: Kernels<'a>,
     want_bound: bool,
     want_mean: bool,
-    /// abs (n_q, hd): |q| per row, the weights of the half-widths.
-    abs: Vec<f32>,
+    /// qb (n_q, 2 hd): each query row followed by its absolute values, so one dot against a
+    /// node's mid followed by its half is Quest's bound q.mid + |q|.half.
+    qb: Vec<f32>,
     /// c (n_q,): each row's bound at the root, so exp() of the bound score stays <= 1.
     c: Vec<f32>,
-    /// The candidates of the last `score` and their scores (n_cand,).
+    /// The valid candidates of the last `score` (ascending nodes), their panel slots, and
+    /// their scores (n_cand,).
     cands: Vec<usize>,
+    slots: Vec<usize>,
     bound: Vec<f32>,
     mean: Vec<f32>,
-    /// Scratch (n_cand,): one row's dots.
-    s1: Vec<f32>,
-    s2: Vec<f32>,
-    /// The candidates' summaries widened to f32 (n_cand, hd): mid, half, mean.
-    rows: [Vec<f32>; 3],
+    /// Panels (n_panels, 2 hd, 16) of mid then half rows, and (n_panels, hd, 16) of means.
+    panel_b: Vec<f32>,
+    panel_m: Vec<f32>,
+    /// Every query row's dots with every slot (n_q, 16 n_panels), then its weights.
+    out_b: Vec<f32>,
+    out_m: Vec<f32>,
+    /// Per-slot sums over the query rows (16 n_panels,).
+    sum_b: Vec<f32>,
+    sum_m: Vec<f32>,
+    /// One sibling group widened (hd, BRANCHING).
+    group: Vec<f32>,
 }
 
 impl<'a> Scorer<'a> {
@@ -152,73 +179,122 @@ impl<'a> Scorer<'a> {
         let root = &index.levels[index.levels.len() - 1];
         let (mid, half) = (root.row_f32(Part::Mid, 0, hd), root.row_f32(Part::Half, 0, hd));
         let c = qs.rows().map(|q| bound(q, &mid, &half)).collect();
+        let qb = qs.rows().flat_map(|q| q.iter().copied().chain(q.iter().map(|x| x.abs()))).collect();
         Scorer {
             qs,
             kernels,
             want_bound,
             want_mean,
-            abs: qs.q.iter().map(|x| x.abs()).collect(),
+            qb,
             c,
             cands: Vec::new(),
+            slots: Vec::new(),
             bound: Vec::new(),
             mean: Vec::new(),
-            s1: Vec::new(),
-            s2: Vec::new(),
-            rows: Default::default(),
+            panel_b: Vec::new(),
+            panel_m: Vec::new(),
+            out_b: Vec::new(),
+            out_m: Vec::new(),
+            sum_b: Vec::new(),
+            sum_m: Vec::new(),
+            group: Vec::new(),
         }
     }
 
-    /// Scores `cands` (ascending node indices of `level`).
-    fn score(&mut self, level: &Level, cands: &[usize]) {
-        let (hd, n) = (self.qs.hd, cands.len());
+    /// Scores the nodes of `groups` (ascending sibling groups of `level`).
+    fn score(&mut self, level: &Level, groups: &[Range<usize>]) {
+        let (hd, n_q) = (self.qs.hd, self.qs.q.len() / self.qs.hd.max(1));
+        let n_panels = groups.len().div_ceil(2);
+        let width = n_panels * PANEL;
         self.cands.clear();
-        self.cands.extend_from_slice(cands);
-        self.bound.clear();
-        self.bound.resize(n, 0.0);
-        self.mean.clear();
-        self.mean.resize(n, 0.0);
-        self.s1.resize(n, 0.0);
-        self.s2.resize(n, 0.0);
-        // Widen the candidates' rows once; every query row then scores them in one call.
-        let blocks = runs(cands);
-        let parts =
-            [(Part::Mid, self.want_bound), (Part::Half, self.want_bound), (Part::Mean, self.want_mean)];
-        for ((part, wanted), rows) in parts.into_iter().zip(&mut self.rows) {
-            if !wanted {
-                continue;
-            }
-            rows.resize(n * hd, 0.0);
-            let mut i = 0;
-            for b in &blocks {
-                (self.kernels.widen)(level.rows(part, b.clone(), hd), &mut rows[i * hd..(i + b.len()) * hd]);
-                i += b.len();
+        self.slots.clear();
+        for (i, r) in groups.iter().enumerate() {
+            debug_assert!(r.start / BRANCHING == (r.end - 1) / BRANCHING, "{r:?} spans two groups");
+            let lane0 = i * BRANCHING - r.start / BRANCHING * BRANCHING;
+            self.cands.extend(r.clone());
+            self.slots.extend(r.clone().map(|n| lane0 + n));
+        }
+        // Lay the groups out as panels: group i fills lanes 8 (i % 2).. of panel i / 2.
+        let parts = [
+            (Part::Mid, self.want_bound, 0),
+            (Part::Half, self.want_bound, hd),
+            (Part::Mean, self.want_mean, 0),
+        ];
+        let rows_b = 2 * hd;
+        if self.want_bound {
+            self.panel_b.clear();
+            self.panel_b.resize(n_panels * rows_b * PANEL, 0.0);
+        }
+        if self.want_mean {
+            self.panel_m.clear();
+            self.panel_m.resize(n_panels * hd * PANEL, 0.0);
+        }
+        self.group.resize(hd * BRANCHING, 0.0);
+        for (i, r) in groups.iter().enumerate() {
+            let (p, lane0) = (i / 2, (i % 2) * BRANCHING);
+            for (part, wanted, off) in parts {
+                if !wanted {
+                    continue;
+                }
+                (self.kernels.widen)(level.group(part, r.start / BRANCHING, hd), &mut self.group);
+                let (panel, rows) = match part {
+                    Part::Mean => (&mut self.panel_m, hd),
+                    _ => (&mut self.panel_b, rows_b),
+                };
+                let panel = &mut panel[p * rows * PANEL..(p + 1) * rows * PANEL];
+                for (d, src) in self.group.chunks_exact(BRANCHING).enumerate() {
+                    let at = (off + d) * PANEL + lane0;
+                    panel[at..at + BRANCHING].copy_from_slice(src);
+                }
             }
         }
-        let [mid, half, mean] = &self.rows;
-        let (dots, softmax) = (self.kernels.dots, self.kernels.softmax);
-        for (r, q) in self.qs.rows().enumerate() {
-            let abs = &self.abs[r * hd..(r + 1) * hd];
-            if self.want_bound {
-                dots(q, &mid[..n * hd], 1.0, &mut self.s1);
-                dots(abs, &half[..n * hd], 1.0, &mut self.s2);
-                let (s, c) = (self.qs.scale, self.c[r]);
-                for (a, &b) in self.s1.iter_mut().zip(&self.s2) {
-                    *a = s * (*a + b - c);
-                }
+        // Slots that hold no candidate weigh nothing in either ranking's softmax.
+        let mut masked = vec![true; width];
+        self.slots.iter().for_each(|&s| masked[s] = false);
+        let masked: Vec<usize> = (0..width).filter(|&s| masked[s]).collect();
+        let (panels, softmax, scale) = (self.kernels.panels, self.kernels.softmax, self.qs.scale);
+        if self.want_bound {
+            self.out_b.resize(n_q * width, 0.0);
+            panels(&self.qb, rows_b, &self.panel_b, &mut self.out_b);
+            self.sum_b.clear();
+            self.sum_b.resize(width, 0.0);
+            for (row, &c) in self.out_b.chunks_exact_mut(width).zip(&self.c) {
+                row.iter_mut().for_each(|x| *x = scale * (*x - c));
+                masked.iter().for_each(|&s| row[s] = f32::NEG_INFINITY);
                 // exp(t) = softmax(t) * sum * exp(max): one vector pass and one exp per row.
-                let stats = softmax(&mut self.s1);
+                let stats = softmax(row);
                 let k = (stats.sum * f64::from(stats.max).exp()) as f32;
-                for (f, &w) in self.bound.iter_mut().zip(&self.s1) {
+                for (f, &w) in self.sum_b.iter_mut().zip(row.iter()) {
                     *f += w * k;
                 }
             }
-            if self.want_mean {
-                dots(q, &mean[..n * hd], self.qs.scale, &mut self.s1);
-                softmax(&mut self.s1);
-                for (m, &w) in self.mean.iter_mut().zip(&self.s1) {
+        }
+        if self.want_mean {
+            self.out_m.resize(n_q * width, 0.0);
+            panels(self.qs.q, hd, &self.panel_m, &mut self.out_m);
+            self.sum_m.clear();
+            self.sum_m.resize(width, 0.0);
+            for row in self.out_m.chunks_exact_mut(width) {
+                row.iter_mut().for_each(|x| *x *= scale);
+                masked.iter().for_each(|&s| row[s] = f32::NEG_INFINITY);
+                softmax(row);
+                for (m, &w) in self.sum_m.iter_mut().zip(row.iter()) {
                     *m += w;
                 }
             }
+        }
+        let (sum_b, sum_m) = (&self.sum_b, &self.sum_m);
+        self.bound.clear();
+        self.mean.clear();
+        if self.want_bound {
+            self.bound.extend(self.slots.iter().map(|&s| sum_b[s]));
+        } else {
+            self.bound.resize(self.slots.len(), 0.0);
+        }
+        if self.want_mean {
+            self.mean.extend(self.slots.iter().map(|&s| sum_m[s]));
+        } else {
+            self.mean.resize(self.slots.len(), 0.0);
         }
     }
 
@@ -228,18 +304,6 @@ impl<'a> Scorer<'a> {
         let scores = if by_bound { &self.bound } else { &self.mean };
         top_k(&self.cands, scores, k, exclude)
     }
-}
-
-/// Maximal runs of consecutive node indices in ascending `nodes`.
-fn runs(nodes: &[usize]) -> Vec<Range<usize>> {
-    let mut out: Vec<Range<usize>> = Vec::new();
-    for &n in nodes {
-        match out.last_mut() {
-            Some(r) if r.end == n => r.end += 1,
-            _ => out.push(n..n + 1),
-        }
-    }
-    out
 }
 
 /// The `k` pages with the most true attention mass: every key of every eligible page is scored.
@@ -359,7 +423,12 @@ mod tests {
         fovea_kernels::ops::softmax_in_place(x)
     }
 
-    const SCALAR: Kernels<'static> = Kernels { dots: &dots, widen: &widen, softmax: &softmax };
+    fn panels(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) {
+        fovea_kernels::ops::panel_dots(q, k, panels, out)
+    }
+
+    const SCALAR: Kernels<'static> =
+        Kernels { dots: &dots, panels: &panels, widen: &widen, softmax: &softmax };
 
     fn random_index(seed: &mut u64, hd: usize, pages: usize, per_page: usize) -> HeadIndex {
         let mut idx = HeadIndex::new(hd);

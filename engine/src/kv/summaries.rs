@@ -17,8 +17,6 @@
 //! from the rounded centre, so the stored range still covers every key (up to f16's largest
 //! value, 65504, far above any key seen). Scoring widens the rows it reads to f32.
 
-use std::ops::Range;
-
 use half::f16;
 
 /// Children per tree node.
@@ -32,32 +30,51 @@ pub enum Part {
     Mean,
 }
 
-/// One level of the tree: mid, half and mean (n_nodes, hd), in f16.
+/// One level of the tree: mid, half and mean of its nodes, in f16. Nodes are stored in groups
+/// of `BRANCHING` siblings, each group dimension-major ((hd, BRANCHING): element d of its j-th
+/// node at `d * BRANCHING + j`). The descent scores whole sibling groups, and this is the
+/// panel layout the many-query score kernel reads, so scoring widens a group without
+/// transposing it.
 #[derive(Clone, Debug, Default)]
 pub struct Level {
+    n: usize,
     mid: Vec<f16>,
     half: Vec<f16>,
     mean: Vec<f16>,
 }
 
 impl Level {
-    pub fn len(&self, hd: usize) -> usize {
-        self.mid.len() / hd.max(1)
+    pub fn len(&self) -> usize {
+        self.n
     }
 
-    /// The `part` rows of the nodes `r`: (r.len(), hd).
-    pub fn rows(&self, part: Part, r: Range<usize>, hd: usize) -> &[f16] {
-        let v = match part {
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn part(&self, part: Part) -> &[f16] {
+        match part {
             Part::Mid => &self.mid,
             Part::Half => &self.half,
             Part::Mean => &self.mean,
-        };
-        &v[r.start * hd..r.end * hd]
+        }
+    }
+
+    /// The `part` rows of sibling group `g` (nodes g * BRANCHING..): (hd, BRANCHING),
+    /// dimension-major; slots past the level's last node hold zeros.
+    pub fn group(&self, part: Part, g: usize, hd: usize) -> &[f16] {
+        let size = hd * BRANCHING;
+        &self.part(part)[g * size..(g + 1) * size]
+    }
+
+    /// Element d of node `node`'s `part`.
+    pub fn get(&self, part: Part, node: usize, d: usize, hd: usize) -> f16 {
+        self.part(part)[slot(node, d, hd)]
     }
 
     /// One node's `part` row widened to f32 (hd,).
     pub fn row_f32(&self, part: Part, node: usize, hd: usize) -> Vec<f32> {
-        self.rows(part, node..node + 1, hd).iter().map(|x| x.to_f32()).collect()
+        (0..hd).map(|d| self.get(part, node, d, hd).to_f32()).collect()
     }
 
     fn bytes(&self) -> usize {
@@ -67,24 +84,29 @@ impl Level {
     /// Writes node `node` (appending it if it is new) from a key range lo..=hi and a mean.
     fn set(&mut self, node: usize, lo: &[f32], hi: &[f32], mean: &[f32]) {
         let hd = lo.len();
-        if node == self.len(hd) {
-            self.mid.resize((node + 1) * hd, f16::ZERO);
-            self.half.resize((node + 1) * hd, f16::ZERO);
-            self.mean.resize((node + 1) * hd, f16::ZERO);
+        if node == self.n {
+            self.n += 1;
+            let len = self.n.div_ceil(BRANCHING) * BRANCHING * hd;
+            for v in [&mut self.mid, &mut self.half, &mut self.mean] {
+                v.resize(len, f16::ZERO);
+            }
         }
-        let at = node * hd..(node + 1) * hd;
-        for (((m, h), &l), &u) in
-            self.mid[at.clone()].iter_mut().zip(&mut self.half[at.clone()]).zip(lo).zip(hi)
-        {
-            *m = f16::from_f32((0.5 * (l + u)).clamp(-f16::MAX.to_f32(), f16::MAX.to_f32()));
+        for d in 0..hd {
+            let at = slot(node, d, hd);
+            let (l, u) = (lo[d], hi[d]);
+            let m = f16::from_f32((0.5 * (l + u)).clamp(-f16::MAX.to_f32(), f16::MAX.to_f32()));
             let c = m.to_f32();
+            self.mid[at] = m;
             // Both sides from the rounded centre, rounded up, so neither end is left uncovered.
-            *h = round_up((u - c).max(c - l));
-        }
-        for (m, &x) in self.mean[at].iter_mut().zip(mean) {
-            *m = f16::from_f32(x);
+            self.half[at] = round_up((u - c).max(c - l));
+            self.mean[at] = f16::from_f32(mean[d]);
         }
     }
+}
+
+/// Where element d of node `node` lives in a level's part.
+fn slot(node: usize, d: usize, hd: usize) -> usize {
+    (node / BRANCHING * hd + d) * BRANCHING + node % BRANCHING
 }
 
 /// The smallest f16 >= x (x >= 0), at most f16::MAX.
@@ -125,7 +147,7 @@ impl HeadIndex {
     }
 
     pub fn n_pages(&self) -> usize {
-        self.levels[0].len(self.hd())
+        self.levels[0].len()
     }
 
     pub fn clear(&mut self) {
@@ -161,7 +183,7 @@ impl HeadIndex {
         let mut l = 1;
         loop {
             let below = l - 1;
-            let n_below = self.levels[below].len(hd);
+            let n_below = self.levels[below].len();
             if n_below <= 1 {
                 // A single node is the root: drop any stale level above it.
                 self.levels.truncate(l);
@@ -179,14 +201,14 @@ impl HeadIndex {
             let span = BRANCHING.pow(below as u32); // pages under a full child
             for c in children {
                 let child = &self.levels[below];
-                let at = c * hd..(c + 1) * hd;
                 // Pages under child c (the last child of the last node may be partial).
                 let w = span.min(page + 1 - c * span) as f32;
                 for d in 0..hd {
-                    let (m, h) = (child.mid[at.start + d].to_f32(), child.half[at.start + d].to_f32());
+                    let (m, h) =
+                        (child.get(Part::Mid, c, d, hd).to_f32(), child.get(Part::Half, c, d, hd).to_f32());
                     lo[d] = lo[d].min(m - h);
                     hi[d] = hi[d].max(m + h);
-                    sum[d] += w * child.mean[at.start + d].to_f32();
+                    sum[d] += w * child.get(Part::Mean, c, d, hd).to_f32();
                 }
                 weight += w;
             }
@@ -256,7 +278,7 @@ mod tests {
             }
             idx.finish_page();
             assert_eq!(idx.n_pages(), n);
-            assert_eq!(idx.levels.last().unwrap().len(hd), 1, "{n} pages: more than one root");
+            assert_eq!(idx.levels.last().unwrap().len(), 1, "{n} pages: more than one root");
         }
         let pages = idx.n_pages();
         let at = |l: usize, part: Part, node: usize, d: usize| idx.levels[l].row_f32(part, node, hd)[d];
@@ -264,7 +286,7 @@ mod tests {
         let page_hi = |p: usize, d: usize| at(0, Part::Mid, p, d) + at(0, Part::Half, p, d);
         let mut span = 1;
         for (l, level) in idx.levels.iter().enumerate() {
-            for node in 0..level.len(hd) {
+            for node in 0..level.len() {
                 let under = node * span..((node + 1) * span).min(pages);
                 for d in 0..hd {
                     let (m, h) = (at(l, Part::Mid, node, d), at(l, Part::Half, node, d));

@@ -8,6 +8,7 @@ mod attention;
 mod convert;
 mod dot;
 mod expf;
+mod panel;
 mod reduce;
 mod rmsnorm;
 mod rope;
@@ -21,9 +22,10 @@ pub use activation::{
     geglu_in_place, gelu_f16_table, gelu_tanh, silu, silu_mul_in_place, silu_poly, swiglu_row,
 };
 pub use attention::{attn_scores, attn_values, attn_values_add, attn_values_finish, ValueAcc, ValueOrder};
-pub use convert::f16_to_f32;
+pub use convert::{f16_to_f32, f32_to_f16};
 pub use dot::{axpy, dot_f32, dot_f32_4x16, scale_in_place, DOT_STEP};
 pub use expf::exp_poly;
+pub use panel::{panel_dots, PANEL};
 pub use reduce::{hsum16, LANES};
 pub use rmsnorm::{rms_norm, rms_norm_in_place};
 pub use rope::{RopeLayout, RopeTable};

@@ -23,6 +23,10 @@ pub type SoftmaxFn = fn(x: &mut [f32]) -> SoftmaxStats;
 pub type GatedFn = fn(gate: &mut [f32], up: &[f32]);
 /// dst (n,) <- src (n,) widened from f16 (exact).
 pub type F16ToF32Fn = fn(src: &[half::f16], dst: &mut [f32]);
+/// dst (n,) <- src (n,) rounded to f16 (nearest, ties to even).
+pub type F32ToF16Fn = fn(src: &[f32], dst: &mut [half::f16]);
+/// out (m, 16 n_panels) = q (m, k) against keys in panels (n_panels, k, 16).
+pub type PanelDotsFn = fn(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]);
 /// out (n,) = rmsnorm(x (n,)) * w (n,).
 pub type RmsNormFn = fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]);
 
@@ -38,6 +42,8 @@ pub struct OpKernels {
     geglu: GatedFn,
     rms_norm: RmsNormFn,
     f16_to_f32: F16ToF32Fn,
+    f32_to_f16: F32ToF16Fn,
+    panel_dots: PanelDotsFn,
 }
 
 impl fmt::Debug for OpKernels {
@@ -93,6 +99,8 @@ impl OpKernels {
             geglu: super::geglu_in_place,
             rms_norm: super::rms_norm,
             f16_to_f32: super::f16_to_f32,
+            f32_to_f16: super::f32_to_f16,
+            panel_dots: super::panel_dots,
         }
     }
 
@@ -158,6 +166,20 @@ impl OpKernels {
     pub fn f16_to_f32(&self, src: &[half::f16], dst: &mut [f32]) {
         (self.f16_to_f32)(src, dst)
     }
+
+    /// dst (n,) <- src (n,) rounded to f16, nearest with ties to even (every ISA the same bits);
+    /// n = the shorter.
+    #[inline]
+    pub fn f32_to_f16(&self, src: &[f32], dst: &mut [half::f16]) {
+        (self.f32_to_f16)(src, dst)
+    }
+
+    /// out (m, 16 n_panels) = q (m, k) against keys in panels (n_panels, k, 16): each dot an
+    /// in-order chain of fused multiply-adds, the same bits on every ISA (`ops::panel_dots`).
+    #[inline]
+    pub fn panel_dots(&self, q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) {
+        (self.panel_dots)(q, k, panels, out)
+    }
 }
 
 /// Tables for the x86 levels.
@@ -177,6 +199,8 @@ mod x86_tables {
             swiglu: checked!(avx2::swiglu_row, |g, u|),
             geglu: checked!(avx2::geglu, |g, u|),
             f16_to_f32: checked!(avx2::f16_to_f32, |s, d|),
+            f32_to_f16: checked!(avx2::f32_to_f16, |s, d|),
+            panel_dots: checked!(avx2::panel_dots, |q, k, p, o|),
             ..OpKernels::scalar()
         }
     }
@@ -192,6 +216,8 @@ mod x86_tables {
             swiglu: checked!(avx512::swiglu_row, |g, u|),
             geglu: checked!(avx512::geglu, |g, u|),
             f16_to_f32: checked!(avx512::f16_to_f32, |s, d|),
+            f32_to_f16: checked!(avx512::f32_to_f16, |s, d|),
+            panel_dots: checked!(avx512::panel_dots, |q, k, p, o|),
             ..OpKernels::scalar()
         }
     }

@@ -7,6 +7,7 @@ use core::arch::x86_64::*;
 use crate::ops::attention::{ValueAcc, ValueOrder};
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
+use crate::ops::panel::{panel_shape, PANEL};
 use crate::ops::reduce::LANES;
 use crate::ops::softmax::{row_max, scale_by_inverse, SoftmaxStats};
 
@@ -171,6 +172,24 @@ pub unsafe fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
         }
     }
     crate::ops::f16_to_f32(&src[whole..n], &mut dst[whole..n]);
+}
+
+/// `ops::f32_to_f16`: 8 floats per `vcvtps2ph`, rounding to nearest even.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn f32_to_f16(src: &[f32], dst: &mut [half::f16]) {
+    let n = src.len().min(dst.len());
+    let whole = n / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= whole <= n, inside both slices; f16 is 2 bytes (repr(transparent) u16).
+        unsafe {
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+            _mm_storeu_si128(dst.as_mut_ptr().add(i).cast(), h);
+        }
+    }
+    crate::ops::f32_to_f16(&src[whole..n], &mut dst[whole..n]);
 }
 
 /// `ops::geglu_in_place`: the same table entries, 8 at a time (see the AVX-512 `geglu`).
@@ -363,5 +382,64 @@ pub unsafe fn attn_values_finish(acc: &ValueAcc, out: &mut [f32]) {
             }),
         };
         store16(out, b * LANES, hsum_columns(&folded));
+    }
+}
+
+/// `ops::panel_dots`: up to 6 queries per pass over a panel (12 accumulators of 8 lanes), so
+/// each 16-key row of the panel is loaded once for all of them.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn panel_dots(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) {
+    let Some((m, n_panels)) = panel_shape(q, k, panels, out) else {
+        return;
+    };
+    let width = n_panels * PANEL;
+    for (p, panel) in panels.chunks_exact(k * PANEL).take(n_panels).enumerate() {
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(6);
+            let (q, out) = (&q[i * k..(i + rows) * k], &mut out[i * width..]);
+            let at = p * PANEL;
+            match rows {
+                6 => panel_block::<6>(q, k, panel, out, at, width),
+                5 => panel_block::<5>(q, k, panel, out, at, width),
+                4 => panel_block::<4>(q, k, panel, out, at, width),
+                3 => panel_block::<3>(q, k, panel, out, at, width),
+                2 => panel_block::<2>(q, k, panel, out, at, width),
+                _ => panel_block::<1>(q, k, panel, out, at, width),
+            }
+            i += rows;
+        }
+    }
+}
+
+/// G queries q (G, k) against one panel (k, 16) -> out[g * width + at..][..16].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn panel_block<const G: usize>(q: &[f32], k: usize, panel: &[f32], out: &mut [f32], at: usize, width: usize) {
+    // Bounds-checked once here, so the loads below stay in range.
+    let (q, panel) = (&q[..G * k], &panel[..k * PANEL]);
+    let mut acc = [V16 { lo: _mm256_setzero_ps(), hi: _mm256_setzero_ps() }; G];
+    for d in 0..k {
+        // SAFETY: d < k, so d * 16 + 16 <= k * 16 = panel.len().
+        let keys = unsafe {
+            let at = panel.as_ptr().add(d * PANEL);
+            V16 { lo: _mm256_loadu_ps(at), hi: _mm256_loadu_ps(at.add(8)) }
+        };
+        for (g, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: g < G and d < k, so g * k + d < G * k = q.len().
+            let x = _mm256_set1_ps(unsafe { *q.get_unchecked(g * k + d) });
+            *acc = V16 { lo: _mm256_fmadd_ps(x, keys.lo, acc.lo), hi: _mm256_fmadd_ps(x, keys.hi, acc.hi) };
+        }
+    }
+    for (g, acc) in acc.iter().enumerate() {
+        let o = &mut out[g * width + at..g * width + at + PANEL];
+        // SAFETY: o holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(o.as_mut_ptr(), acc.lo);
+            _mm256_storeu_ps(o.as_mut_ptr().add(8), acc.hi);
+        }
     }
 }
