@@ -16,7 +16,7 @@ use std::sync::RwLockReadGuard;
 use fovea_kernels::ops::{RopeTable, ValueAcc, ValueOrder};
 
 use super::gather::{gather, rerotate, Gathered};
-use super::mode::{KvMode, PositionMode, Scoring};
+use super::mode::{KvMode, KvType, PositionMode, Scoring};
 use super::select::{dilated_positions, merge, select_pages, top_pages_exact, Kernels, Queries, Want};
 use super::sparse::{Memo, SparseKv};
 use crate::attention::AttnShape;
@@ -237,7 +237,8 @@ impl<'a> Selector<'a> {
             self.choose(view, qs, fresh, eff);
             // The chunk ending the batch leaves its selection to the decoding steps after it.
             if let Some(m) = writer.as_mut() {
-                m.keep(view.last, view.renumbered, fresh);
+                let narrow = (kv.store.shape().ty == KvType::F16).then_some(&self.compute.ops);
+                m.keep(view.last, view.renumbered, fresh, narrow);
             }
         }
         drop(writer);

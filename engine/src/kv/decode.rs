@@ -14,10 +14,12 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fovea_kernels::ops::{RopeTable, SoftmaxStats, ValueAcc, ValueOrder};
+use fovea_kernels::ops::{OpKernels, RopeTable, SoftmaxStats, ValueAcc, ValueOrder};
+use half::f16;
 
-use super::attend::{window_rows, ChunkView, Selector};
-use super::gather::Gathered;
+use super::attend::{ChunkView, Memory, Selector};
+use super::gather::{gather, Gathered};
+use super::mode::KvType;
 use super::sparse::SparseKv;
 use crate::attention::AttnShape;
 use crate::attention_tiled::intersect;
@@ -61,6 +63,7 @@ pub(super) fn attention(
         let mut win = Gathered::default();
         let mut eff: Vec<usize> = Vec::new();
         let mut s: Vec<f32> = Vec::new(); // (group, seg len) scores, then weights
+        let mut wide: Vec<f32> = Vec::new(); // (TILE, hd) one f16 tile widened
         let mut accs: Vec<ValueAcc> = Vec::new(); // (group,)
         loop {
             let item = next.fetch_add(1, Ordering::Relaxed);
@@ -74,10 +77,18 @@ pub(super) fn attention(
             let memory = Selector { kv, compute, rope, layer, h, kq_scale };
             let mem = memory.entries(view, qs, true, true, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
-            let window = window_rows(kv, layer, h, view.wstart..pos + 1, &mut win);
-            // Entry index space: memory entries 0..n_mem, then the window region.
-            let mut pieces = vec![(0..n_mem, &mem.keys[..], &mem.values[..])];
-            pieces.extend(window.iter().map(|(r, k, v)| (r.start + n_mem..r.end + n_mem, *k, *v)));
+            // Entry index space: memory entries 0..n_mem, then the window region. With pages of
+            // f16, both are read as f16 (the kept copy, the pages in place) and widened per tile.
+            let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(8);
+            let kept16 = match &mem {
+                Memory::Kept(m) if kv.store.shape().ty == KvType::F16 => m.half(),
+                _ => None,
+            };
+            pieces.push(match kept16 {
+                Some((k, v)) => (0..n_mem, Rows::F16(k), Rows::F16(v)),
+                None => (0..n_mem, Rows::F32(&mem.keys), Rows::F32(&mem.values)),
+            });
+            window_pieces(kv, layer, h, view.wstart..pos + 1, n_mem, &mut win, &mut pieces);
             let m = n_mem + (pos + 1 - view.wstart);
             let range = segment(m, n_seg, seg);
             let len = range.len();
@@ -86,7 +97,7 @@ pub(super) fn attention(
             s.resize(group * len, f32::NEG_INFINITY);
             for (r, keys, _) in &pieces {
                 for tile in tiles(intersect(r.clone(), &range)) {
-                    let k = &keys[(tile.start - r.start) * hd..(tile.end - r.start) * hd];
+                    let k = keys.tile(tile.start - r.start..tile.end - r.start, hd, ops, &mut wide);
                     for (g, sg) in s.chunks_exact_mut(len.max(1)).enumerate() {
                         let at = tile.start - range.start..tile.end - range.start;
                         ops.attn_scores(&qs[g * hd..(g + 1) * hd], k, kq_scale, &mut sg[at]);
@@ -103,7 +114,7 @@ pub(super) fn attention(
             accs.iter_mut().for_each(|a| a.reset(ValueOrder::Gemm, hdv));
             for (r, _, values) in &pieces {
                 for tile in tiles(intersect(r.clone(), &range)) {
-                    let v = &values[(tile.start - r.start) * hdv..(tile.end - r.start) * hdv];
+                    let v = values.tile(tile.start - r.start..tile.end - r.start, hdv, ops, &mut wide);
                     let at = tile.start - range.start..tile.end - range.start;
                     for (acc, wg) in accs.iter_mut().zip(s.chunks_exact(len.max(1))) {
                         ops.attn_values_add(acc, &wg[at.clone()], v);
@@ -131,6 +142,62 @@ pub(super) fn attention(
             }
         }
     });
+}
+
+/// Entries as stored: f32 rows read as they are, or f16 rows widened a tile at a time.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+impl<'a> Rows<'a> {
+    /// Rows r (of width w) as f32: in place, or widened into `wide` (which stays in L1).
+    fn tile<'b>(self, r: Range<usize>, w: usize, ops: OpKernels, wide: &'b mut Vec<f32>) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        match self {
+            Rows::F32(x) => &x[r.start * w..r.end * w],
+            Rows::F16(x) => {
+                wide.resize(r.len() * w, 0.0);
+                ops.f16_to_f32(&x[r.start * w..r.end * w], wide);
+                wide
+            }
+        }
+    }
+}
+
+/// Entries (index range, keys, values) of one KV head.
+type Piece<'a> = (Range<usize>, Rows<'a>, Rows<'a>);
+
+/// Appends the window region's pages as pieces from entry index `base` on: f32 or f16 pages
+/// read in place, anything else gathered into `win`.
+fn window_pieces<'a>(
+    kv: &'a SparseKv,
+    layer: usize,
+    h: usize,
+    region: Range<usize>,
+    base: usize,
+    win: &'a mut Gathered,
+    out: &mut Vec<Piece<'a>>,
+) {
+    let origin = region.start;
+    let mut in_place = Vec::new();
+    for run in kv.store.page_runs(region.clone()) {
+        let at = run.start - origin + base..run.end - origin + base;
+        if let Some((k, v)) = kv.store.f32_rows(layer, h, run.clone()) {
+            in_place.push((at, Rows::F32(k), Rows::F32(v)));
+        } else if let Some((k, v)) = kv.store.f16_rows(layer, h, run.clone()) {
+            in_place.push((at, Rows::F16(k), Rows::F16(v)));
+        } else {
+            // Spilled-and-gone or quantized pages: the whole region is gathered once.
+            gather(&kv.store, layer, h, std::slice::from_ref(&region), win);
+            out.push((base..base + region.len(), Rows::F32(&win.keys), Rows::F32(&win.values)));
+            return;
+        }
+    }
+    out.extend(in_place);
 }
 
 /// out (group, hdv) = the softmax-weighted sum over all segments, from each segment's stats

@@ -5,6 +5,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use fovea_kernels::ops::OpKernels;
+use half::f16;
+
 use super::gather::Gathered;
 use super::mode::{KvMode, KvPlan};
 use super::paged_store::{PageShape, PagedStore};
@@ -46,6 +49,10 @@ pub(crate) struct Memo {
     renumbered: bool,
     /// The chosen memory entries, gathered, keys rotated as they were attended.
     pub(crate) g: Gathered,
+    /// The same keys (m, hd) and values (m, hdv) in f16, kept when the pages hold f16: decoding
+    /// reads these, half the bytes of `g` and (but for re-rotated keys) the very values stored.
+    pub(crate) k16: Vec<f16>,
+    pub(crate) v16: Vec<f16>,
 }
 
 impl Memo {
@@ -60,14 +67,36 @@ impl Memo {
         self.made_at == Some(last) && self.renumbered == renumbered
     }
 
-    /// Keeps `fresh` (swapped in, no copy), chosen by the chunk whose last query is at `made_at`.
-    pub(crate) fn keep(&mut self, made_at: usize, renumbered: bool, fresh: &mut Gathered) {
+    /// Keeps `fresh` (swapped in, no copy), chosen by the chunk whose last query is at `made_at`;
+    /// with `narrow` (pages of f16), also its f16 copy.
+    pub(crate) fn keep(
+        &mut self,
+        made_at: usize,
+        renumbered: bool,
+        fresh: &mut Gathered,
+        narrow: Option<&OpKernels>,
+    ) {
         std::mem::swap(&mut self.g, fresh);
         (self.made_at, self.renumbered) = (Some(made_at), renumbered);
+        self.k16.clear();
+        self.v16.clear();
+        if let Some(ops) = narrow {
+            self.k16.resize(self.g.keys.len(), f16::ZERO);
+            self.v16.resize(self.g.values.len(), f16::ZERO);
+            ops.f32_to_f16(&self.g.keys, &mut self.k16);
+            ops.f32_to_f16(&self.g.values, &mut self.v16);
+        }
+    }
+
+    /// The kept entries in f16, if the pages hold f16: keys (m, hd), values (m, hdv).
+    pub(crate) fn half(&self) -> Option<(&[f16], &[f16])> {
+        (!self.k16.is_empty() || self.g.keys.is_empty()).then_some((&self.k16[..], &self.v16[..]))
     }
 
     fn bytes(&self) -> usize {
-        4 * (self.g.keys.capacity() + self.g.values.capacity()) + 8 * self.g.pos.capacity()
+        4 * (self.g.keys.capacity() + self.g.values.capacity())
+            + 2 * (self.k16.capacity() + self.v16.capacity())
+            + 8 * self.g.pos.capacity()
     }
 }
 
