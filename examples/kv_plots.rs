@@ -5,9 +5,8 @@
 //! DATA_DIR holds the files `benches/kv-evidence.sh` writes:
 //! - `ppl-<model>-<mode>-b<B>.json` (`fovea perplexity --streaming --json`; `full` has no `-b<B>`):
 //!   one chart per model and budget, perplexity per 1K-token bucket against position;
-//! - `bench-<model>-<mode>[-b<B>[-f16][-<depth>]].json` (`fovea bench --json` with several depths):
-//!   one chart per model, generation tokens/s against depth (files of one mode, budget and page
-//!   type are joined; `-f16` marks `--kv-type f16`).
+//! - `bench-<model>-<mode>[-b<B>[-<depth>]].json` (`fovea bench --json` with several depths): one
+//!   chart per model, generation tokens/s against depth (files of one mode and budget are joined).
 //!
 //! Files that are missing are skipped; a file that is present but unreadable is an error.
 
@@ -58,10 +57,8 @@ fn run(data: &Path, out: &Path) -> Result<(), String> {
             ["bench", model, mode] if MODES.contains(mode) => {
                 speed.entry(model.to_string()).or_default().push(tg_by_depth(&v, mode, name)?);
             }
-            ["bench", model, mode, b, rest @ ..] if MODES.contains(mode) => {
-                // `-f16` (pages of f16) is a line of its own; other suffixes are extra depths.
-                let f16 = if rest.first() == Some(&"f16") { ", f16 pages" } else { "" };
-                let label = format!("{mode} (B={}{f16})", b.trim_start_matches('b'));
+            ["bench", model, mode, b, ..] if MODES.contains(mode) => {
+                let label = format!("{mode} (B={})", b.trim_start_matches('b'));
                 let new = tg_by_depth(&v, &label, name)?;
                 let lines = speed.entry(model.to_string()).or_default();
                 match lines.iter_mut().find(|l| l.name == label) {

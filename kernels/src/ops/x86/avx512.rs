@@ -5,7 +5,7 @@ use core::arch::x86_64::*;
 use crate::ops::attention::{ValueAcc, ValueOrder};
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
-use crate::ops::panel::{panel_shape, PANEL};
+use crate::ops::panel::PANEL;
 use crate::ops::reduce::LANES;
 use crate::ops::softmax::{row_max, scale_by_inverse, SoftmaxStats};
 
@@ -408,29 +408,7 @@ pub unsafe fn attn_values_finish(acc: &ValueAcc, out: &mut [f32]) {
 /// The CPU must support AVX-512 F + BW + VL, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub unsafe fn panel_dots(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) {
-    let Some((m, n_panels)) = panel_shape(q, k, panels, out) else {
-        return;
-    };
-    let width = n_panels * PANEL;
-    for (p, panel) in panels.chunks_exact(k * PANEL).take(n_panels).enumerate() {
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(8);
-            let (q, out) = (&q[i * k..(i + rows) * k], &mut out[i * width..]);
-            let at = p * PANEL;
-            match rows {
-                8 => panel_block::<8>(q, k, panel, out, at, width),
-                7 => panel_block::<7>(q, k, panel, out, at, width),
-                6 => panel_block::<6>(q, k, panel, out, at, width),
-                5 => panel_block::<5>(q, k, panel, out, at, width),
-                4 => panel_block::<4>(q, k, panel, out, at, width),
-                3 => panel_block::<3>(q, k, panel, out, at, width),
-                2 => panel_block::<2>(q, k, panel, out, at, width),
-                _ => panel_block::<1>(q, k, panel, out, at, width),
-            }
-            i += rows;
-        }
-    }
+    panel_dots_by_blocks!(q, k, panels, out, panel_block, [8, 7, 6, 5, 4, 3, 2, 1])
 }
 
 /// G queries q (G, k) against one panel (k, 16) -> out[g * width + at..][..16].
