@@ -94,8 +94,10 @@ pub fn select_pages(
     let top = index.levels.len() - 1;
     // Eligible nodes of level l: those whose first page is eligible.
     let eligible = |l: usize| n_eligible.div_ceil(BRANCHING.pow(l as u32));
-    // Candidates as sibling groups (node ranges inside one group of BRANCHING).
-    let mut cands: Vec<Range<usize>> = sibling_groups(0..eligible(top)).collect();
+    // Candidates as sibling groups (node ranges inside one group of BRANCHING); the top level
+    // is the single root.
+    debug_assert_eq!(index.levels[top].len(), 1, "the tree's top level is one root");
+    let mut cands: Vec<Range<usize>> = std::iter::once(0..eligible(top)).collect();
     let mut scored = 0;
     for l in (0..=top).rev() {
         let n_cands: usize = cands.iter().map(|r| r.len()).sum();
@@ -123,16 +125,6 @@ pub fn select_pages(
         cands = kept.iter().map(|&n| n * BRANCHING..((n + 1) * BRANCHING).min(below)).collect();
     }
     (Vec::new(), scored)
-}
-
-/// `r` cut at multiples of BRANCHING.
-fn sibling_groups(r: Range<usize>) -> impl Iterator<Item = Range<usize>> {
-    let end = r.end;
-    let starts = std::iter::successors(Some(r.start), move |&s| {
-        let next = (s / BRANCHING + 1) * BRANCHING;
-        (next < end).then_some(next)
-    });
-    starts.filter(move |&s| s < end).map(move |s| s..((s / BRANCHING + 1) * BRANCHING).min(end))
 }
 
 /// Scores candidate nodes of one level for a chunk's queries, with the many-query panel
@@ -210,9 +202,9 @@ impl<'a> Scorer<'a> {
         self.slots.clear();
         for (i, r) in groups.iter().enumerate() {
             debug_assert!(r.start / BRANCHING == (r.end - 1) / BRANCHING, "{r:?} spans two groups");
-            let lane0 = i * BRANCHING - r.start / BRANCHING * BRANCHING;
+            // Slot of node n: group i's lanes start at 8 i, the node's place in its group after.
             self.cands.extend(r.clone());
-            self.slots.extend(r.clone().map(|n| lane0 + n));
+            self.slots.extend(r.clone().map(|n| i * BRANCHING + n % BRANCHING));
         }
         // Lay the groups out as panels: group i fills lanes 8 (i % 2).. of panel i / 2.
         let parts = [
