@@ -182,22 +182,21 @@ fn window_pieces<'a>(
     win: &'a mut Gathered,
     out: &mut Vec<Piece<'a>>,
 ) {
-    let origin = region.start;
-    let mut in_place = Vec::new();
+    let (origin, first) = (region.start, out.len());
     for run in kv.store.page_runs(region.clone()) {
         let at = run.start - origin + base..run.end - origin + base;
         if let Some((k, v)) = kv.store.f32_rows(layer, h, run.clone()) {
-            in_place.push((at, Rows::F32(k), Rows::F32(v)));
+            out.push((at, Rows::F32(k), Rows::F32(v)));
         } else if let Some((k, v)) = kv.store.f16_rows(layer, h, run.clone()) {
-            in_place.push((at, Rows::F16(k), Rows::F16(v)));
+            out.push((at, Rows::F16(k), Rows::F16(v)));
         } else {
-            // Spilled-and-gone or quantized pages: the whole region is gathered once.
+            // Spilled-and-gone or quantized pages: the whole region is gathered once instead.
+            out.truncate(first);
             gather(&kv.store, layer, h, std::slice::from_ref(&region), win);
             out.push((base..base + region.len(), Rows::F32(&win.keys), Rows::F32(&win.values)));
             return;
         }
     }
-    out.extend(in_place);
 }
 
 /// out (group, hdv) = the softmax-weighted sum over all segments, from each segment's stats

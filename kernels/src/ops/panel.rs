@@ -33,7 +33,7 @@ pub fn panel_dots(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) {
 }
 
 /// (queries, panels) that fit in all three slices, None when there is nothing to compute.
-pub(crate) fn panel_shape(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) -> Option<(usize, usize)> {
+pub(crate) fn panel_shape(q: &[f32], k: usize, panels: &[f32], out: &[f32]) -> Option<(usize, usize)> {
     if k == 0 {
         return None;
     }
