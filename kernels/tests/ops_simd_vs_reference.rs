@@ -482,3 +482,140 @@ fn panel_dots_reference_is_the_dot_of_query_and_key() {
         }
     }
 }
+
+/// A GQA group's scores and value sums: group sizes around the 4-query blocks, key counts
+/// around the 8- and 16-key reductions, head widths of real models plus one that is not a
+/// multiple of 16 (the SIMD tables fall back to the reference there), f32 and f16 rows, score
+/// rows wider than the keys (untouched columns must stay as they were) and magnitudes that
+/// overflow to inf. Both orders are defined by the reference, so results are equal to the bit.
+#[test]
+fn group_attention_equals_reference() {
+    use half::f16;
+    use ops::KvRows;
+    let mut rng = Rng(0x5eed_000b);
+    for ops_simd in simd_tables() {
+        for hd in [16usize, 40, 64, 128, 256] {
+            for g in [1usize, 2, 3, 4, 5, 9] {
+                for n in [1usize, 7, 8, 9, 16, 17, 33, 70] {
+                    for scale in [1.0f32, 1.0e37] {
+                        let stride = n + 3;
+                        let q = rng.vec(g * hd, scale);
+                        let k32 = rng.vec(n * hd, 2.0);
+                        let k16: Vec<f16> = k32.iter().map(|&x| f16::from_f32(x)).collect();
+                        let what = format!("{:?} hd={hd} g={g} n={n} scale={scale:e}", ops_simd.isa());
+                        for (keys, ty) in [(KvRows::F32(&k32), "f32"), (KvRows::F16(&k16), "f16")] {
+                            let mut want = vec![f32::NAN; g * stride];
+                            ops::group_scores(&q, keys, hd, 0.125, &mut want, stride);
+                            let mut got = vec![f32::NAN; g * stride];
+                            ops_simd.group_scores(&q, keys, hd, 0.125, &mut got, stride);
+                            assert_same(&got, &want, &format!("group_scores {ty} {what}"));
+                            for r in 0..g {
+                                assert!(want[r * stride..r * stride + n].iter().all(|x| !x.is_nan()));
+                                assert!(want[r * stride + n..(r + 1) * stride].iter().all(|x| x.is_nan()));
+                            }
+
+                            // The value sum over the same rows, onto accumulators already holding
+                            // something, with weights like a softmax's (and one huge row).
+                            let w: Vec<f32> = (0..g * stride).map(|_| rng.uniform(0.5) + 0.5).collect();
+                            let start = rng.vec(g * hd, 1.0);
+                            let (mut want, mut got) = (start.clone(), start);
+                            ops::group_values_add(&w, stride, keys, hd, &mut want);
+                            ops_simd.group_values_add(&w, stride, keys, hd, &mut got);
+                            assert_same(&got, &want, &format!("group_values_add {ty} {what}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The group reference is the product it says it is: scores against f64 dots, value sums
+/// against f64 weighted sums.
+#[test]
+fn group_attention_reference_is_dots_and_weighted_sums() {
+    use ops::KvRows;
+    let mut rng = Rng(0x5eed_000c);
+    let (g, n, hd, stride) = (3usize, 37usize, 64usize, 40usize);
+    let q = rng.vec(g * hd, 1.0);
+    let keys = rng.vec(n * hd, 1.0);
+    let mut s = vec![0.0f32; g * stride];
+    ops::group_scores(&q, KvRows::F32(&keys), hd, 0.5, &mut s, stride);
+    let mut acc = vec![0.0f32; g * hd];
+    ops::group_values_add(&s, stride, KvRows::F32(&keys), hd, &mut acc);
+    for r in 0..g {
+        for j in 0..n {
+            let dot: f64 = (0..hd).map(|d| q[r * hd + d] as f64 * keys[j * hd + d] as f64).sum();
+            assert!((s[r * stride + j] as f64 - 0.5 * dot).abs() < 1e-5, "score {r} {j}");
+        }
+        for d in 0..hd {
+            let sum: f64 = (0..n).map(|j| s[r * stride + j] as f64 * keys[j * hd + d] as f64).sum();
+            assert!((acc[r * hd + d] as f64 - sum).abs() < 1e-4, "value {r} {d}");
+        }
+    }
+}
+
+/// Two f16 sibling groups read in place as one panel: query counts around the 6- and 8-row
+/// blocks, rows in one block or two (mid then half), a missing second group, magnitudes that
+/// overflow; equal to the reference and to `panel_dots` on the panel widened by hand.
+#[test]
+fn sibling_dots_equal_reference_and_the_widened_panel() {
+    use half::f16;
+    let mut rng = Rng(0x5eed_000d);
+    let s = ops::SIBLINGS;
+    for k1 in [1usize, 16, 64] {
+        for two_blocks in [false, true] {
+            let k = if two_blocks { 2 * k1 } else { k1 };
+            let group = |rng: &mut Rng| -> Vec<f16> {
+                rng.vec(k1 * s, 3.0).iter().map(|&x| f16::from_f32(x)).collect()
+            };
+            let (lo_a, lo_b, hi_a, hi_b) =
+                (group(&mut rng), group(&mut rng), group(&mut rng), group(&mut rng));
+            let lo: Vec<&[f16]> = if two_blocks { vec![&lo_a, &lo_b] } else { vec![&lo_a] };
+            let hi_full: Vec<&[f16]> = if two_blocks { vec![&hi_a, &hi_b] } else { vec![&hi_a] };
+            for hi in [hi_full.clone(), Vec::new()] {
+                // The same panel widened: row d holds lo's 8 nodes then hi's (or zeros).
+                let mut panel = vec![0.0f32; k * ops::PANEL];
+                let rows = |blocks: &[&[f16]]| -> Vec<f32> {
+                    blocks.iter().flat_map(|b| b.iter().map(|x| x.to_f32())).collect()
+                };
+                let (l, h) = (rows(&lo), rows(&hi));
+                for d in 0..k {
+                    panel[d * ops::PANEL..d * ops::PANEL + s].copy_from_slice(&l[d * s..(d + 1) * s]);
+                    if !h.is_empty() {
+                        panel[d * ops::PANEL + s..(d + 1) * ops::PANEL]
+                            .copy_from_slice(&h[d * s..(d + 1) * s]);
+                    }
+                }
+                for m in [1usize, 3, 6, 7, 8, 9, 24] {
+                    for scale in [1.0f32, 1.0e37] {
+                        let q = rng.vec(m * k, scale);
+                        let (width, at) = (3 * ops::PANEL, ops::PANEL);
+                        let mut want = vec![f32::NAN; m * width];
+                        ops::sibling_dots(&q, &lo, &hi, &mut want, at, width);
+                        let mut widened = vec![f32::NAN; m * ops::PANEL];
+                        ops::panel_dots(&q, k, &panel, &mut widened);
+                        let what = format!("sibling_dots k={k} m={m} hi={} scale={scale:e}", !hi.is_empty());
+                        for i in 0..m {
+                            let row = &want[i * width..(i + 1) * width];
+                            assert_same(
+                                &row[at..at + ops::PANEL],
+                                &widened[i * ops::PANEL..(i + 1) * ops::PANEL],
+                                &what,
+                            );
+                            assert!(
+                                row[..at].iter().chain(&row[at + ops::PANEL..]).all(|x| x.is_nan()),
+                                "{what}: outside the panel"
+                            );
+                        }
+                        for ops_simd in simd_tables() {
+                            let mut got = vec![f32::NAN; m * width];
+                            ops_simd.sibling_dots(&q, &lo, &hi, &mut got, at, width);
+                            assert_same(&got, &want, &format!("{:?} {what}", ops_simd.isa()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -13,9 +13,9 @@ use std::ops::{Deref, Range};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLockReadGuard;
 
-use fovea_kernels::ops::{RopeTable, ValueAcc, ValueOrder};
+use fovea_kernels::ops::{OpKernels, RopeTable, ValueAcc, ValueOrder};
 
-use super::gather::{gather, rerotate, Gathered};
+use super::gather::{gather, gather_f16, rerotate, Gathered};
 use super::mode::{KvMode, KvType, PositionMode, Scoring};
 use super::select::{dilated_positions, merge, select_pages, top_pages_exact, Kernels, Queries, Want};
 use super::sparse::{Memo, SparseKv};
@@ -88,7 +88,7 @@ pub fn attention(
             let memory = Selector { kv, compute, rope, layer, h, kq_scale };
             let mem = memory.entries(&view, &qs, keeps, t1 - t0 == 1, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
-            let segs = window_rows(kv, layer, h, wstart..p1, &mut win);
+            let segs = window_rows(kv, &ops, layer, h, wstart..p1, &mut win);
 
             for t in t0..t1 {
                 let p = pos0 + t;
@@ -224,7 +224,7 @@ impl<'a> Selector<'a> {
         }
         let chunk = kv.plan.select_chunk;
         let usable = |m: &Memo| {
-            m.made_for(view.last, view.renumbered)
+            (m.made_for(view.last, view.renumbered) && (single || m.has_f32()))
                 || (single && m.valid_for(view.last, chunk, view.renumbered))
         };
         let mut writer = if keeps && !usable(&kv.memo_read(layer, h)) {
@@ -233,13 +233,21 @@ impl<'a> Selector<'a> {
         } else {
             None
         };
-        if !keeps || writer.is_some() {
-            self.choose(view, qs, fresh, eff);
-            // The chunk ending the batch leaves its selection to the decoding steps after it.
-            if let Some(m) = writer.as_mut() {
-                let narrow = (kv.store.shape().ty == KvType::F16).then_some(&self.compute.ops);
-                m.keep(view.last, view.renumbered, fresh, narrow);
+        if let Some(m) = writer.as_mut() {
+            // The chunk ending the batch leaves its selection to the decoding steps after it,
+            // chosen straight into the memo's buffers.
+            let m = m.refill(view.last, view.renumbered);
+            if kv.store.shape().ty != KvType::F16 {
+                self.choose(view, qs, &mut m.g, eff);
+            } else if single {
+                // Only decoding reads a decoded token's selection: the f16 rows alone.
+                self.choose_half(view, qs, m, eff);
+            } else {
+                self.choose(view, qs, &mut m.g, eff);
+                m.narrow(&self.compute.ops);
             }
+        } else if !keeps {
+            self.choose(view, qs, fresh, eff);
         }
         drop(writer);
         if keeps {
@@ -249,26 +257,51 @@ impl<'a> Selector<'a> {
         }
     }
 
+    /// The memory entries' position ranges for the chunk's queries qs.
+    fn ranges(&self, view: &ChunkView, qs: &[f32]) -> Vec<Range<usize>> {
+        let hd = self.kv.store.shape().head_dim;
+        let queries = Queries { q: qs, hd, scale: self.kq_scale };
+        memory(self.kv, self.compute, self.layer, self.h, queries, view.sinks, view.wstart)
+    }
+
     /// Chooses and gathers the memory entries into `fresh`, re-rotated when renumbered.
     fn choose(&self, view: &ChunkView, qs: &[f32], fresh: &mut Gathered, eff: &mut Vec<usize>) {
-        let (kv, layer, h, wstart) = (self.kv, self.layer, self.h, view.wstart);
-        let hd = kv.store.shape().head_dim;
-        let queries = Queries { q: qs, hd, scale: self.kq_scale };
-        let ranges = memory(kv, self.compute, layer, h, queries, view.sinks, wstart);
-        gather(&kv.store, layer, h, &ranges, fresh);
-        let n_mem = fresh.pos.len();
-        if n_mem > 0 && view.renumbered {
-            eff.clear();
-            // Clamp: no query sees a key farther than the trained distance, including the decoding
-            // steps that reuse this selection (up to select_chunk positions later).
-            let farthest = (view.last + kv.plan.select_chunk).saturating_sub(kv.n_ctx_train);
-            eff.extend(fresh.pos.iter().enumerate().map(|(i, &p)| match kv.plan.positions {
-                PositionMode::Fixed => (wstart - 1).max(p),
-                PositionMode::Clamp => farthest.max(p),
-                _ => (wstart - n_mem + i).max(p),
-            }));
-            rerotate(self.rope, &mut fresh.keys, hd, &fresh.pos, eff);
+        let ranges = self.ranges(view, qs);
+        gather(&self.kv.store, &self.compute.ops, self.layer, self.h, &ranges, fresh);
+        self.renumber(view, &fresh.pos, &mut fresh.keys, eff);
+    }
+
+    /// As [`Selector::choose`] for pages of f16, into the memo's f16 rows only (widened for the
+    /// re-rotation alone, which then rounds once, as narrowing rotated f32 keys does).
+    fn choose_half(&self, view: &ChunkView, qs: &[f32], m: &mut Memo, eff: &mut Vec<usize>) {
+        let ranges = self.ranges(view, qs);
+        gather_f16(&self.kv.store, self.layer, self.h, &ranges, &mut m.g.pos, &mut m.k16, &mut m.v16);
+        if view.renumbered && !m.g.pos.is_empty() {
+            let ops = &self.compute.ops;
+            let mut keys = vec![0.0f32; m.k16.len()];
+            ops.f16_to_f32(&m.k16, &mut keys);
+            self.renumber(view, &m.g.pos, &mut keys, eff);
+            ops.f32_to_f16(&keys, &mut m.k16);
         }
+    }
+
+    /// Re-rotates keys (m, hd) stored at positions pos (m,) to where the chunk attends to them,
+    /// when it attends at re-numbered positions.
+    fn renumber(&self, view: &ChunkView, pos: &[usize], keys: &mut [f32], eff: &mut Vec<usize>) {
+        let (kv, wstart, n_mem) = (self.kv, view.wstart, pos.len());
+        if n_mem == 0 || !view.renumbered {
+            return;
+        }
+        eff.clear();
+        // Clamp: no query sees a key farther than the trained distance, including the decoding
+        // steps that reuse this selection (up to select_chunk positions later).
+        let farthest = (view.last + kv.plan.select_chunk).saturating_sub(kv.n_ctx_train);
+        eff.extend(pos.iter().enumerate().map(|(i, &p)| match kv.plan.positions {
+            PositionMode::Fixed => (wstart - 1).max(p),
+            PositionMode::Clamp => farthest.max(p),
+            _ => (wstart - n_mem + i).max(p),
+        }));
+        rerotate(self.rope, keys, kv.store.shape().head_dim, pos, eff);
     }
 }
 
@@ -276,6 +309,7 @@ impl<'a> Selector<'a> {
 /// into `win` when the pages hold f16/q8_0. Ranges are offsets from the region's start.
 pub(super) fn window_rows<'a>(
     kv: &'a SparseKv,
+    ops: &OpKernels,
     layer: usize,
     h: usize,
     region: Range<usize>,
@@ -283,7 +317,7 @@ pub(super) fn window_rows<'a>(
 ) -> Vec<Segment<'a>> {
     window_segments(kv, layer, h, region.clone()).unwrap_or_else(|| {
         let len = region.len();
-        gather(&kv.store, layer, h, std::slice::from_ref(&region), win);
+        gather(&kv.store, ops, layer, h, std::slice::from_ref(&region), win);
         vec![(0..len, &win.keys[..], &win.values[..])]
     })
 }
@@ -342,10 +376,11 @@ fn memory(
             let n_eligible = mem_end / page;
             let index = &kv.index[layer][h];
             let dots = |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
-            let widen = |src: &[half::f16], dst: &mut [f32]| compute.ops.f16_to_f32(src, dst);
             let softmax = |x: &mut [f32]| compute.ops.softmax(x);
-            let panels = |q: &[f32], k: usize, p: &[f32], o: &mut [f32]| compute.ops.panel_dots(q, k, p, o);
-            let kernels = Kernels { dots: &dots, panels: &panels, widen: &widen, softmax: &softmax };
+            let siblings = |q: &[f32], lo: &[&[half::f16]], hi: &[&[half::f16]], o: &mut [f32], at, width| {
+                compute.ops.sibling_dots(q, lo, hi, o, at, width)
+            };
+            let kernels = Kernels { dots: &dots, siblings: &siblings, softmax: &softmax };
             let half = k.div_ceil(2);
             let (by_bound, by_mean, beam_factor) = match plan.scoring {
                 Scoring::Bound => (k, 0, plan.beam),
@@ -357,7 +392,7 @@ fn memory(
             let pages = if plan.scoring == Scoring::Exact {
                 let mut keys = Gathered::default();
                 let eligible = sinks.start..n_eligible * page;
-                gather(&kv.store, layer, h, std::slice::from_ref(&eligible), &mut keys);
+                gather(&kv.store, &compute.ops, layer, h, std::slice::from_ref(&eligible), &mut keys);
                 kv.stats.add(n_eligible, n_eligible);
                 top_pages_exact(qs, &keys.keys, page, k, &dots)
             } else {

@@ -3,8 +3,9 @@
 //! A decoded token has one query per head (9 for SmolLM2, over 3 KV heads). Items of one KV head
 //! leave a thread idle (3 items on 2 threads); items of one query head read their KV head's B
 //! entries once per head. Here an item is one KV head and one segment of its entries, with all
-//! the queries of its group: each tile of keys, then of values, is loaded once for the group
-//! while it sits in L1, and `segments` per KV head make items of equal size for the threads.
+//! the queries of its group: the group kernels (`group_scores`, `group_values_add`) load each
+//! key and value row once for all of them, f16 rows widened in registers, and `segments` per KV
+//! head make items of equal size for the threads.
 //!
 //! Each segment's softmax is normalised on its own; the last item of a KV head to finish merges
 //! the segments' outputs by their max and exp sum (log-sum-exp), which gives the softmax over all
@@ -14,8 +15,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fovea_kernels::ops::{OpKernels, RopeTable, SoftmaxStats, ValueAcc, ValueOrder};
-use half::f16;
+use fovea_kernels::ops::{KvRows, OpKernels, RopeTable, SoftmaxStats};
 
 use super::attend::{ChunkView, Memory, Selector};
 use super::gather::{gather, Gathered};
@@ -25,10 +25,6 @@ use crate::attention::AttnShape;
 use crate::attention_tiled::intersect;
 use crate::matmul::Compute;
 use crate::threadpool::SharedMut;
-
-/// Entries per tile: 64 keys (or values) of a 64-wide head are 16 KiB, which stay in L1 while
-/// every query of the group reads them.
-const TILE: usize = 64;
 
 /// Attention of the single query token q (n_head * hd) at position `pos`, which `view` places
 /// past the budget, over the entries the mode chooses -> out (n_head * hdv).
@@ -63,8 +59,6 @@ pub(super) fn attention(
         let mut win = Gathered::default();
         let mut eff: Vec<usize> = Vec::new();
         let mut s: Vec<f32> = Vec::new(); // (group, seg len) scores, then weights
-        let mut wide: Vec<f32> = Vec::new(); // (TILE, hd) one f16 tile widened
-        let mut accs: Vec<ValueAcc> = Vec::new(); // (group,)
         loop {
             let item = next.fetch_add(1, Ordering::Relaxed);
             if item >= n_items {
@@ -78,31 +72,32 @@ pub(super) fn attention(
             let mem = memory.entries(view, qs, true, true, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
             // Entry index space: memory entries 0..n_mem, then the window region. With pages of
-            // f16, both are read as f16 (the kept copy, the pages in place) and widened per tile.
+            // f16, both are read as f16 (the kept copy, the pages in place).
             let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(8);
             let kept16 = match &mem {
                 Memory::Kept(m) if kv.store.shape().ty == KvType::F16 => m.half(),
                 _ => None,
             };
             pieces.push(match kept16 {
-                Some((k, v)) => (0..n_mem, Rows::F16(k), Rows::F16(v)),
-                None => (0..n_mem, Rows::F32(&mem.keys), Rows::F32(&mem.values)),
+                Some((k, v)) => (0..n_mem, KvRows::F16(k), KvRows::F16(v)),
+                None => (0..n_mem, KvRows::F32(&mem.keys), KvRows::F32(&mem.values)),
             });
-            window_pieces(kv, layer, h, view.wstart..pos + 1, n_mem, &mut win, &mut pieces);
+            window_pieces(kv, &ops, layer, h, view.wstart..pos + 1, n_mem, &mut win, &mut pieces);
             let m = n_mem + (pos + 1 - view.wstart);
             let range = segment(m, n_seg, seg);
             let len = range.len();
+            // Each piece's part of the segment: (offset in the segment, keys, values).
+            let parts = pieces.iter().filter_map(|(r, k, v)| {
+                let at = intersect(r.clone(), &range);
+                let rows = at.start - r.start..at.end - r.start;
+                (!at.is_empty())
+                    .then(|| (at.start - range.start, rows_of(*k, &rows, hd), rows_of(*v, &rows, hdv)))
+            });
 
             s.clear();
             s.resize(group * len, f32::NEG_INFINITY);
-            for (r, keys, _) in &pieces {
-                for tile in tiles(intersect(r.clone(), &range)) {
-                    let k = keys.tile(tile.start - r.start..tile.end - r.start, hd, ops, &mut wide);
-                    for (g, sg) in s.chunks_exact_mut(len.max(1)).enumerate() {
-                        let at = tile.start - range.start..tile.end - range.start;
-                        ops.attn_scores(&qs[g * hd..(g + 1) * hd], k, kq_scale, &mut sg[at]);
-                    }
-                }
+            for (off, keys, _) in parts.clone() {
+                ops.group_scores(qs, keys, hd, kq_scale, &mut s[off..], len);
             }
             let slot = (h * n_seg + seg) * group;
             // SAFETY: item (h, seg) alone writes its group's slots.
@@ -110,21 +105,11 @@ pub(super) fn attention(
             for (st, sg) in my_stats.iter_mut().zip(s.chunks_exact_mut(len.max(1))) {
                 *st = if len == 0 { SoftmaxStats::MASKED } else { ops.softmax(sg) };
             }
-            accs.resize_with(group, || ValueAcc::new(ValueOrder::Gemm, hdv));
-            accs.iter_mut().for_each(|a| a.reset(ValueOrder::Gemm, hdv));
-            for (r, _, values) in &pieces {
-                for tile in tiles(intersect(r.clone(), &range)) {
-                    let v = values.tile(tile.start - r.start..tile.end - r.start, hdv, ops, &mut wide);
-                    let at = tile.start - range.start..tile.end - range.start;
-                    for (acc, wg) in accs.iter_mut().zip(s.chunks_exact(len.max(1))) {
-                        ops.attn_values_add(acc, &wg[at.clone()], v);
-                    }
-                }
-            }
             // SAFETY: as for the stats.
             let my_out = unsafe { partial.range(slot * hdv, group * hdv) };
-            for (acc, o) in accs.iter().zip(my_out.chunks_exact_mut(hdv.max(1))) {
-                ops.attn_values_finish(acc, o);
+            my_out.fill(0.0);
+            for (off, _, values) in parts {
+                ops.group_values_add(&s[off..], len, values, hdv, my_out);
             }
             // Release our slots to the merging item; acquire the others' when we merge.
             if finished[h].fetch_add(1, Ordering::AcqRel) + 1 == n_seg {
@@ -144,37 +129,23 @@ pub(super) fn attention(
     });
 }
 
-/// Entries as stored: f32 rows read as they are, or f16 rows widened a tile at a time.
-#[derive(Clone, Copy)]
-enum Rows<'a> {
-    F32(&'a [f32]),
-    F16(&'a [f16]),
-}
-
-impl<'a> Rows<'a> {
-    /// Rows r (of width w) as f32: in place, or widened into `wide` (which stays in L1).
-    fn tile<'b>(self, r: Range<usize>, w: usize, ops: OpKernels, wide: &'b mut Vec<f32>) -> &'b [f32]
-    where
-        'a: 'b,
-    {
-        match self {
-            Rows::F32(x) => &x[r.start * w..r.end * w],
-            Rows::F16(x) => {
-                wide.resize(r.len() * w, 0.0);
-                ops.f16_to_f32(&x[r.start * w..r.end * w], wide);
-                wide
-            }
-        }
+/// Rows r (of width w) of stored entries.
+fn rows_of<'a>(x: KvRows<'a>, r: &Range<usize>, w: usize) -> KvRows<'a> {
+    match x {
+        KvRows::F32(x) => KvRows::F32(&x[r.start * w..r.end * w]),
+        KvRows::F16(x) => KvRows::F16(&x[r.start * w..r.end * w]),
     }
 }
 
 /// Entries (index range, keys, values) of one KV head.
-type Piece<'a> = (Range<usize>, Rows<'a>, Rows<'a>);
+type Piece<'a> = (Range<usize>, KvRows<'a>, KvRows<'a>);
 
 /// Appends the window region's pages as pieces from entry index `base` on: f32 or f16 pages
 /// read in place, anything else gathered into `win`.
+#[allow(clippy::too_many_arguments)]
 fn window_pieces<'a>(
     kv: &'a SparseKv,
+    ops: &OpKernels,
     layer: usize,
     h: usize,
     region: Range<usize>,
@@ -186,14 +157,14 @@ fn window_pieces<'a>(
     for run in kv.store.page_runs(region.clone()) {
         let at = run.start - origin + base..run.end - origin + base;
         if let Some((k, v)) = kv.store.f32_rows(layer, h, run.clone()) {
-            out.push((at, Rows::F32(k), Rows::F32(v)));
+            out.push((at, KvRows::F32(k), KvRows::F32(v)));
         } else if let Some((k, v)) = kv.store.f16_rows(layer, h, run.clone()) {
-            out.push((at, Rows::F16(k), Rows::F16(v)));
+            out.push((at, KvRows::F16(k), KvRows::F16(v)));
         } else {
             // Spilled-and-gone or quantized pages: the whole region is gathered once instead.
             out.truncate(first);
-            gather(&kv.store, layer, h, std::slice::from_ref(&region), win);
-            out.push((base..base + region.len(), Rows::F32(&win.keys), Rows::F32(&win.values)));
+            gather(&kv.store, ops, layer, h, std::slice::from_ref(&region), win);
+            out.push((base..base + region.len(), KvRows::F32(&win.keys), KvRows::F32(&win.values)));
             return;
         }
     }
@@ -229,13 +200,10 @@ fn segment(m: usize, n_seg: usize, seg: usize) -> Range<usize> {
     (seg * per).min(m)..((seg + 1) * per).min(m)
 }
 
-/// Consecutive tiles of at most [`TILE`] entries covering `r`.
-fn tiles(r: Range<usize>) -> impl Iterator<Item = Range<usize>> {
-    r.clone().step_by(TILE).map(move |a| a..(a + TILE).min(r.end))
-}
-
 #[cfg(test)]
 mod tests {
+    use fovea_kernels::ops::ValueOrder;
+
     use super::*;
 
     #[test]

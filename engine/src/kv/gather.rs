@@ -3,7 +3,8 @@
 
 use std::ops::Range;
 
-use fovea_kernels::ops::RopeTable;
+use fovea_kernels::ops::{OpKernels, RopeTable};
+use half::f16;
 
 use super::paged_store::PagedStore;
 
@@ -27,8 +28,16 @@ impl Gathered {
 }
 
 /// out <- the entries at the positions of `ranges` (ascending, disjoint) of KV head `h`.
-/// Runs within one f32 page are copied as whole slices; other pages are decoded row by row.
-pub fn gather(store: &PagedStore, layer: usize, h: usize, ranges: &[Range<usize>], out: &mut Gathered) {
+/// Runs within one f32 page are copied as whole slices, f16 ones widened by `ops` a run at a
+/// time; other pages are decoded row by row.
+pub fn gather(
+    store: &PagedStore,
+    ops: &OpKernels,
+    layer: usize,
+    h: usize,
+    ranges: &[Range<usize>],
+    out: &mut Gathered,
+) {
     let sh = store.shape();
     let (hd, hdv) = (sh.head_dim, sh.head_dim_v);
     out.clear();
@@ -37,6 +46,12 @@ pub fn gather(store: &PagedStore, layer: usize, h: usize, ranges: &[Range<usize>
         if let Some((k, v)) = store.f32_rows(layer, h, run.clone()) {
             out.keys.extend_from_slice(k);
             out.values.extend_from_slice(v);
+        } else if let Some((k, v)) = store.f16_rows(layer, h, run.clone()) {
+            for (src, dst) in [(k, &mut out.keys), (v, &mut out.values)] {
+                let at = dst.len();
+                dst.resize(at + src.len(), 0.0);
+                ops.f16_to_f32(src, &mut dst[at..]);
+            }
         } else {
             let (k0, v0) = (out.keys.len(), out.values.len());
             out.keys.resize(k0 + run.len() * hd, 0.0);
@@ -44,6 +59,34 @@ pub fn gather(store: &PagedStore, layer: usize, h: usize, ranges: &[Range<usize>
             for (i, pos) in run.enumerate() {
                 store.read_key(layer, h, pos, &mut out.keys[k0 + i * hd..k0 + (i + 1) * hd]);
                 store.read_value(layer, h, pos, &mut out.values[v0 + i * hdv..v0 + (i + 1) * hdv]);
+            }
+        }
+    }
+}
+
+/// Appends the entries at the positions of `ranges` (ascending, disjoint) of KV head `h` as
+/// the f16 rows stored, to pos (m,), keys (m, hd) and values (m, hdv); pages must hold f16.
+/// A page that is gone reads as zeros, as in [`gather`].
+pub fn gather_f16(
+    store: &PagedStore,
+    layer: usize,
+    h: usize,
+    ranges: &[Range<usize>],
+    pos: &mut Vec<usize>,
+    keys: &mut Vec<f16>,
+    values: &mut Vec<f16>,
+) {
+    let sh = store.shape();
+    pos.extend(ranges.iter().flat_map(|r| r.clone()));
+    for run in ranges.iter().flat_map(|r| store.page_runs(r.clone())) {
+        match store.f16_rows(layer, h, run.clone()) {
+            Some((k, v)) => {
+                keys.extend_from_slice(k);
+                values.extend_from_slice(v);
+            }
+            None => {
+                keys.resize(keys.len() + run.len() * sh.head_dim, f16::ZERO);
+                values.resize(values.len() + run.len() * sh.head_dim_v, f16::ZERO);
             }
         }
     }

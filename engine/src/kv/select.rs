@@ -25,21 +25,19 @@ use super::summaries::{bound, HeadIndex, Level, Part, BRANCHING};
 
 /// The attention score kernel: (q (hd,), keys (n, hd), scale, scores (n,)).
 pub type ScoreFn<'a> = &'a dyn Fn(&[f32], &[f32], f32, &mut [f32]);
-/// The many-query kernel: (q (m, k), k, panels (n_panels, k, 16), out (m, 16 n_panels)).
-pub type PanelFn<'a> = &'a dyn Fn(&[f32], usize, &[f32], &mut [f32]);
-/// The f16 -> f32 row conversion kernel: (src (n,), dst (n,)).
-pub type WidenFn<'a> = &'a dyn Fn(&[f16], &mut [f32]);
+/// The many-query kernel over a panel of two f16 sibling groups read in place: (q (m, k),
+/// lo row blocks, hi row blocks, out, at, width), as `ops::sibling_dots`.
+pub type SiblingFn<'a> = &'a dyn Fn(&[f32], &[&[f16]], &[&[f16]], &mut [f32], usize, usize);
 /// The softmax kernel, in place, returning the row's max and exp sum.
 pub type SoftmaxFn<'a> = &'a dyn Fn(&mut [f32]) -> SoftmaxStats;
 
-/// The kernels selection runs on: scores of the widened (f16) summaries (many queries against
-/// panels of nodes; row dots for the exact oracle), and their exponentials through the SIMD
+/// The kernels selection runs on: scores of the f16 summaries (many queries against panels of
+/// sibling groups read in place; row dots for the exact oracle), and their exponentials through the SIMD
 /// softmax (scalar `exp` per candidate and query was 11% of a fill at 180K tokens).
 #[derive(Clone, Copy)]
 pub struct Kernels<'a> {
     pub dots: ScoreFn<'a>,
-    pub panels: PanelFn<'a>,
-    pub widen: WidenFn<'a>,
+    pub siblings: SiblingFn<'a>,
     pub softmax: SoftmaxFn<'a>,
 }
 
@@ -128,8 +126,8 @@ pub fn select_pages(
 }
 
 /// Scores candidate nodes of one level for a chunk's queries, with the many-query panel
-/// kernel: two sibling groups (8 nodes each, stored dimension-major) make one 16-key panel,
-/// and every query row scores every panel in one call.
+/// kernel: two sibling groups (8 nodes each, stored dimension-major in f16) make one 16-key
+/// panel, read in place (no widened copy), and each panel scores all query rows in one call.
 struct Scorer<'a> {
     qs: Queries<'a>,
     kernels: Kernels<'a>,
@@ -146,17 +144,12 @@ struct Scorer<'a> {
     slots: Vec<usize>,
     bound: Vec<f32>,
     mean: Vec<f32>,
-    /// Panels (n_panels, 2 hd, 16) of mid then half rows, and (n_panels, hd, 16) of means.
-    panel_b: Vec<f32>,
-    panel_m: Vec<f32>,
     /// Every query row's dots with every slot (n_q, 16 n_panels), then its weights.
     out_b: Vec<f32>,
     out_m: Vec<f32>,
     /// Per-slot sums over the query rows (16 n_panels,).
     sum_b: Vec<f32>,
     sum_m: Vec<f32>,
-    /// One sibling group widened (hd, BRANCHING).
-    group: Vec<f32>,
 }
 
 impl<'a> Scorer<'a> {
@@ -183,13 +176,10 @@ impl<'a> Scorer<'a> {
             slots: Vec::new(),
             bound: Vec::new(),
             mean: Vec::new(),
-            panel_b: Vec::new(),
-            panel_m: Vec::new(),
             out_b: Vec::new(),
             out_m: Vec::new(),
             sum_b: Vec::new(),
             sum_m: Vec::new(),
-            group: Vec::new(),
         }
     }
 
@@ -206,48 +196,30 @@ impl<'a> Scorer<'a> {
             self.cands.extend(r.clone());
             self.slots.extend(r.clone().map(|n| i * BRANCHING + n % BRANCHING));
         }
-        // Lay the groups out as panels: group i fills lanes 8 (i % 2).. of panel i / 2.
-        let parts = [
-            (Part::Mid, self.want_bound, 0),
-            (Part::Half, self.want_bound, hd),
-            (Part::Mean, self.want_mean, 0),
-        ];
-        let rows_b = 2 * hd;
-        if self.want_bound {
-            self.panel_b.clear();
-            self.panel_b.resize(n_panels * rows_b * PANEL, 0.0);
-        }
-        if self.want_mean {
-            self.panel_m.clear();
-            self.panel_m.resize(n_panels * hd * PANEL, 0.0);
-        }
-        self.group.resize(hd * BRANCHING, 0.0);
-        for (i, r) in groups.iter().enumerate() {
-            let (p, lane0) = (i / 2, (i % 2) * BRANCHING);
-            for (part, wanted, off) in parts {
-                if !wanted {
-                    continue;
-                }
-                (self.kernels.widen)(level.group(part, r.start / BRANCHING, hd), &mut self.group);
-                let (panel, rows) = match part {
-                    Part::Mean => (&mut self.panel_m, hd),
-                    _ => (&mut self.panel_b, rows_b),
-                };
-                let panel = &mut panel[p * rows * PANEL..(p + 1) * rows * PANEL];
-                for (d, src) in self.group.chunks_exact(BRANCHING).enumerate() {
-                    let at = (off + d) * PANEL + lane0;
-                    panel[at..at + BRANCHING].copy_from_slice(src);
-                }
-            }
-        }
         // Slots that hold no candidate weigh nothing in either ranking's softmax.
         let mut masked = vec![true; width];
         self.slots.iter().for_each(|&s| masked[s] = false);
         let masked: Vec<usize> = (0..width).filter(|&s| masked[s]).collect();
-        let (panels, softmax, scale) = (self.kernels.panels, self.kernels.softmax, self.qs.scale);
+        let (siblings, softmax, scale) = (self.kernels.siblings, self.kernels.softmax, self.qs.scale);
+        // Panel p is groups 2p | 2p + 1 read in place (lanes 0..8 | 8..16); the bound's rows are
+        // a group's mid rows, then its half rows.
+        self.out_b.resize(if self.want_bound { n_q * width } else { 0 }, 0.0);
+        self.out_m.resize(if self.want_mean { n_q * width } else { 0 }, 0.0);
+        for (p, pair) in groups.chunks(2).enumerate() {
+            let of = |part: Part| -> Vec<&[f16]> {
+                pair.iter().map(|r| level.group(part, r.start / BRANCHING, hd)).collect()
+            };
+            if self.want_bound {
+                let (mid, half) = (of(Part::Mid), of(Part::Half));
+                let hi: Vec<&[f16]> = if pair.len() == 2 { vec![mid[1], half[1]] } else { Vec::new() };
+                siblings(&self.qb, &[mid[0], half[0]], &hi, &mut self.out_b, p * PANEL, width);
+            }
+            if self.want_mean {
+                let mean = of(Part::Mean);
+                siblings(self.qs.q, &mean[..1], &mean[1..], &mut self.out_m, p * PANEL, width);
+            }
+        }
         if self.want_bound {
-            self.out_b.resize(n_q * width, 0.0);
-            panels(&self.qb, rows_b, &self.panel_b, &mut self.out_b);
             self.sum_b.clear();
             self.sum_b.resize(width, 0.0);
             for (row, &c) in self.out_b.chunks_exact_mut(width).zip(&self.c) {
@@ -262,8 +234,6 @@ impl<'a> Scorer<'a> {
             }
         }
         if self.want_mean {
-            self.out_m.resize(n_q * width, 0.0);
-            panels(self.qs.q, hd, &self.panel_m, &mut self.out_m);
             self.sum_m.clear();
             self.sum_m.resize(width, 0.0);
             for row in self.out_m.chunks_exact_mut(width) {
@@ -407,20 +377,15 @@ mod tests {
         }
     }
 
-    fn widen(src: &[f16], dst: &mut [f32]) {
-        dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
-    }
-
     fn softmax(x: &mut [f32]) -> SoftmaxStats {
         fovea_kernels::ops::softmax_in_place(x)
     }
 
-    fn panels(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) {
-        fovea_kernels::ops::panel_dots(q, k, panels, out)
+    fn siblings(q: &[f32], lo: &[&[f16]], hi: &[&[f16]], out: &mut [f32], at: usize, width: usize) {
+        fovea_kernels::ops::sibling_dots(q, lo, hi, out, at, width)
     }
 
-    const SCALAR: Kernels<'static> =
-        Kernels { dots: &dots, panels: &panels, widen: &widen, softmax: &softmax };
+    const SCALAR: Kernels<'static> = Kernels { dots: &dots, siblings: &siblings, softmax: &softmax };
 
     fn random_index(seed: &mut u64, hd: usize, pages: usize, per_page: usize) -> HeadIndex {
         let mut idx = HeadIndex::new(hd);

@@ -67,25 +67,29 @@ impl Memo {
         self.made_at == Some(last) && self.renumbered == renumbered
     }
 
-    /// Keeps `fresh` (swapped in, no copy), chosen by the chunk whose last query is at `made_at`;
-    /// with `narrow` (pages of f16), also its f16 copy.
-    pub(crate) fn keep(
-        &mut self,
-        made_at: usize,
-        renumbered: bool,
-        fresh: &mut Gathered,
-        narrow: Option<&OpKernels>,
-    ) {
-        std::mem::swap(&mut self.g, fresh);
+    /// Empties the memo for a selection made by the chunk whose last query is at `made_at`
+    /// (buffers kept, so re-selecting allocates nothing); the caller fills `g` and, for pages
+    /// of f16, `k16`/`v16`, under the write lock.
+    pub(crate) fn refill(&mut self, made_at: usize, renumbered: bool) -> &mut Memo {
         (self.made_at, self.renumbered) = (Some(made_at), renumbered);
+        self.g.clear();
         self.k16.clear();
         self.v16.clear();
-        if let Some(ops) = narrow {
-            self.k16.resize(self.g.keys.len(), f16::ZERO);
-            self.v16.resize(self.g.values.len(), f16::ZERO);
-            ops.f32_to_f16(&self.g.keys, &mut self.k16);
-            ops.f32_to_f16(&self.g.values, &mut self.v16);
-        }
+        self
+    }
+
+    /// Adds the f16 copy of the f32 entries in `g`.
+    pub(crate) fn narrow(&mut self, ops: &OpKernels) {
+        self.k16.resize(self.g.keys.len(), f16::ZERO);
+        self.v16.resize(self.g.values.len(), f16::ZERO);
+        ops.f32_to_f16(&self.g.keys, &mut self.k16);
+        ops.f32_to_f16(&self.g.values, &mut self.v16);
+    }
+
+    /// Whether the entries are kept in f32 too: a selection a decoded token made on pages of
+    /// f16 keeps only the f16 rows (only decoding reads it; a prompt chunk chooses its own).
+    pub(crate) fn has_f32(&self) -> bool {
+        self.g.pos.is_empty() || !self.g.keys.is_empty()
     }
 
     /// The kept entries in f16, if the pages hold f16: keys (m, hd), values (m, hdv).

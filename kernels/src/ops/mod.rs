@@ -8,6 +8,7 @@ mod attention;
 mod convert;
 mod dot;
 mod expf;
+mod group_attention;
 mod panel;
 mod reduce;
 mod rmsnorm;
@@ -25,7 +26,8 @@ pub use attention::{attn_scores, attn_values, attn_values_add, attn_values_finis
 pub use convert::{f16_to_f32, f32_to_f16};
 pub use dot::{axpy, dot_f32, dot_f32_4x16, scale_in_place, DOT_STEP};
 pub use expf::exp_poly;
-pub use panel::{panel_dots, PANEL};
+pub use group_attention::{group_scores, group_values_add, KvRows};
+pub use panel::{panel_dots, sibling_dots, PANEL, SIBLINGS};
 pub use reduce::{hsum16, LANES};
 pub use rmsnorm::{rms_norm, rms_norm_in_place};
 pub use rope::{RopeLayout, RopeTable};

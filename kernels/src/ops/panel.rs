@@ -8,6 +8,8 @@
 //! acc = fma(q[d], key[d], acc) for d = 0, 1, ... from acc = 0, which every ISA performs in
 //! the same order, so all tables give the same bits.
 
+use half::f16;
+
 /// Keys per panel.
 pub const PANEL: usize = 16;
 
@@ -40,4 +42,63 @@ pub(crate) fn panel_shape(q: &[f32], k: usize, panels: &[f32], out: &[f32]) -> O
     let n_panels = panels.len() / (k * PANEL);
     let m = (q.len() / k).min(out.len() / (n_panels * PANEL).max(1));
     (m > 0 && n_panels > 0).then_some((m, n_panels))
+}
+
+/// Nodes per sibling group: a panel is two groups side by side.
+pub const SIBLINGS: usize = PANEL / 2;
+
+/// out[i * width + at + j] (j < 16) = q_i · key_j for the m = q.len() / k queries q (m, k), over
+/// a panel made in place of two sibling groups of tree nodes stored in f16 dimension-major,
+/// (rows, 8) with element d of node j at `d * 8 + j`: keys 0..8 are `lo`'s nodes, 8..16 `hi`'s
+/// (`hi` empty: zeros). A group's k rows may come in blocks (a level's mid rows, then its half
+/// rows), `lo[b]` and `hi[b]` holding the same rows. Each dot is the in-order chain of
+/// [`panel_dots`] over the widened (exact) rows, so it gives the bits of widening the groups
+/// into a panel first, without the widening and the copy.
+pub fn sibling_dots(q: &[f32], lo: &[&[f16]], hi: &[&[f16]], out: &mut [f32], at: usize, width: usize) {
+    let Some((k, m)) = sibling_shape(q, lo, hi, out, at, width) else {
+        return;
+    };
+    for i in 0..m {
+        let qi = &q[i * k..(i + 1) * k];
+        for j in 0..PANEL {
+            let (blocks, col) = if j < SIBLINGS { (lo, j) } else { (hi, j - SIBLINGS) };
+            let mut acc = 0.0f32;
+            let mut d = 0;
+            for (b, block) in lo.iter().enumerate() {
+                for r in 0..block.len() / SIBLINGS {
+                    let key = blocks.get(b).map_or(0.0, |x| x[r * SIBLINGS + col].to_f32());
+                    acc = libm::fmaf(qi[d], key, acc);
+                    d += 1;
+                }
+            }
+            out[i * width + at + j] = acc;
+        }
+    }
+}
+
+/// (rows k, queries m) of a `sibling_dots` call, None when there is nothing to compute. Panics
+/// (as a slice index would) on blocks of unequal sizes or an output too short for the panel.
+pub(crate) fn sibling_shape(
+    q: &[f32],
+    lo: &[&[f16]],
+    hi: &[&[f16]],
+    out: &[f32],
+    at: usize,
+    width: usize,
+) -> Option<(usize, usize)> {
+    let k: usize = lo.iter().map(|b| b.len() / SIBLINGS).sum();
+    assert!(
+        hi.is_empty() || (hi.len() == lo.len() && hi.iter().zip(lo).all(|(h, l)| h.len() == l.len())),
+        "sibling_dots: the two groups' row blocks differ"
+    );
+    assert!(lo.iter().all(|b| b.len().is_multiple_of(SIBLINGS)), "sibling_dots: a block is not whole rows");
+    if k == 0 || q.len() < k {
+        return None;
+    }
+    let m = q.len() / k;
+    assert!(
+        at + PANEL <= width && out.len() >= (m - 1) * width + at + PANEL,
+        "sibling_dots: output too short"
+    );
+    Some((k, m))
 }

@@ -8,6 +8,7 @@
 use core::fmt;
 
 use super::attention::{ValueAcc, ValueOrder};
+use super::group_attention::KvRows;
 use super::softmax::SoftmaxStats;
 use crate::isa::{Isa, UnsupportedIsa};
 
@@ -27,6 +28,14 @@ pub type F16ToF32Fn = fn(src: &[half::f16], dst: &mut [f32]);
 pub type F32ToF16Fn = fn(src: &[f32], dst: &mut [half::f16]);
 /// out (m, 16 n_panels) = q (m, k) against keys in panels (n_panels, k, 16).
 pub type PanelDotsFn = fn(q: &[f32], k: usize, panels: &[f32], out: &mut [f32]);
+/// out[i * width + at..][..16] = q (m, k) against a panel of two f16 sibling groups.
+pub type SiblingDotsFn =
+    fn(q: &[f32], lo: &[&[half::f16]], hi: &[&[half::f16]], out: &mut [f32], at: usize, width: usize);
+/// scores[g * stride + j] = scale * q_g · key_j for a GQA group's queries q (G, hd).
+pub type GroupScoresFn =
+    fn(q: &[f32], keys: KvRows<'_>, hd: usize, scale: f32, scores: &mut [f32], stride: usize);
+/// acc (G, hdv) += Σ_j w[g * stride + j] * value_j for a GQA group's queries.
+pub type GroupValuesAddFn = fn(w: &[f32], stride: usize, values: KvRows<'_>, hdv: usize, acc: &mut [f32]);
 /// out (n,) = rmsnorm(x (n,)) * w (n,).
 pub type RmsNormFn = fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]);
 
@@ -44,6 +53,9 @@ pub struct OpKernels {
     f16_to_f32: F16ToF32Fn,
     f32_to_f16: F32ToF16Fn,
     panel_dots: PanelDotsFn,
+    sibling_dots: SiblingDotsFn,
+    group_scores: GroupScoresFn,
+    group_values_add: GroupValuesAddFn,
 }
 
 impl fmt::Debug for OpKernels {
@@ -101,6 +113,9 @@ impl OpKernels {
             f16_to_f32: super::f16_to_f32,
             f32_to_f16: super::f32_to_f16,
             panel_dots: super::panel_dots,
+            sibling_dots: super::sibling_dots,
+            group_scores: super::group_scores,
+            group_values_add: super::group_values_add,
         }
     }
 
@@ -180,13 +195,59 @@ impl OpKernels {
     pub fn panel_dots(&self, q: &[f32], k: usize, panels: &[f32], out: &mut [f32]) {
         (self.panel_dots)(q, k, panels, out)
     }
+
+    /// out[i * width + at..][..16] = each query of q (m, k) against the panel of two sibling
+    /// groups `lo` | `hi` stored f16 dimension-major, read in place (`ops::sibling_dots`: the
+    /// bits of [`OpKernels::panel_dots`] on the widened panel, on every ISA).
+    #[inline]
+    pub fn sibling_dots(
+        &self,
+        q: &[f32],
+        lo: &[&[half::f16]],
+        hi: &[&[half::f16]],
+        out: &mut [f32],
+        at: usize,
+        width: usize,
+    ) {
+        (self.sibling_dots)(q, lo, hi, out, at, width)
+    }
+
+    /// scores[g * stride + j] = scale * (q_g · key_j) for the queries q (G, hd) of one GQA group
+    /// against key rows (n, hd), each row read once for the group (`ops::group_scores`, the same
+    /// bits on every ISA). Columns n.. of each score row are left as they are.
+    #[inline]
+    pub fn group_scores(
+        &self,
+        q: &[f32],
+        keys: KvRows<'_>,
+        hd: usize,
+        scale: f32,
+        scores: &mut [f32],
+        stride: usize,
+    ) {
+        (self.group_scores)(q, keys, hd, scale, scores, stride)
+    }
+
+    /// acc (G, hdv) += Σ_j w[g * stride + j] * value_j over value rows (n, hdv), each row read
+    /// once for the group (`ops::group_values_add`, the same bits on every ISA).
+    #[inline]
+    pub fn group_values_add(
+        &self,
+        w: &[f32],
+        stride: usize,
+        values: KvRows<'_>,
+        hdv: usize,
+        acc: &mut [f32],
+    ) {
+        (self.group_values_add)(w, stride, values, hdv, acc)
+    }
 }
 
 /// Tables for the x86 levels.
 #[cfg(target_arch = "x86_64")]
 mod x86_tables {
     use super::*;
-    use crate::ops::x86::{avx2, avx512};
+    use crate::ops::x86::{avx2, avx512, group_avx2, group_avx512};
 
     /// Caller must have checked `Isa::Avx2.require()`.
     pub(super) fn avx2() -> OpKernels {
@@ -201,6 +262,9 @@ mod x86_tables {
             f16_to_f32: checked!(avx2::f16_to_f32, |s, d|),
             f32_to_f16: checked!(avx2::f32_to_f16, |s, d|),
             panel_dots: checked!(avx2::panel_dots, |q, k, p, o|),
+            sibling_dots: checked!(avx2::sibling_dots, |q, lo, hi, o, at, w|),
+            group_scores: checked!(group_avx2::group_scores, |q, k, hd, sc, o, st|),
+            group_values_add: checked!(group_avx2::group_values_add, |w, st, v, hdv, acc|),
             ..OpKernels::scalar()
         }
     }
@@ -218,6 +282,9 @@ mod x86_tables {
             f16_to_f32: checked!(avx512::f16_to_f32, |s, d|),
             f32_to_f16: checked!(avx512::f32_to_f16, |s, d|),
             panel_dots: checked!(avx512::panel_dots, |q, k, p, o|),
+            sibling_dots: checked!(avx512::sibling_dots, |q, lo, hi, o, at, w|),
+            group_scores: checked!(group_avx512::group_scores, |q, k, hd, sc, o, st|),
+            group_values_add: checked!(group_avx512::group_values_add, |w, st, v, hdv, acc|),
             ..OpKernels::scalar()
         }
     }

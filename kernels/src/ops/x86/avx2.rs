@@ -7,7 +7,9 @@ use core::arch::x86_64::*;
 use crate::ops::attention::{ValueAcc, ValueOrder};
 use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
-use crate::ops::panel::PANEL;
+use half::f16;
+
+use crate::ops::panel::{sibling_shape, PANEL, SIBLINGS};
 use crate::ops::reduce::LANES;
 use crate::ops::softmax::{row_max, scale_by_inverse, SoftmaxStats};
 
@@ -412,6 +414,86 @@ fn panel_block<const G: usize>(q: &[f32], k: usize, panel: &[f32], out: &mut [f3
             // SAFETY: g < G and d < k, so g * k + d < G * k = q.len().
             let x = _mm256_set1_ps(unsafe { *q.get_unchecked(g * k + d) });
             *acc = V16 { lo: _mm256_fmadd_ps(x, keys.lo, acc.lo), hi: _mm256_fmadd_ps(x, keys.hi, acc.hi) };
+        }
+    }
+    for (g, acc) in acc.iter().enumerate() {
+        let o = &mut out[g * width + at..g * width + at + PANEL];
+        // SAFETY: o holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(o.as_mut_ptr(), acc.lo);
+            _mm256_storeu_ps(o.as_mut_ptr().add(8), acc.hi);
+        }
+    }
+}
+
+/// `ops::sibling_dots`: up to 6 queries per pass over the panel, each row of the two sibling
+/// groups widened once (8 halves each) for all of them.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn sibling_dots(
+    q: &[f32],
+    lo: &[&[f16]],
+    hi: &[&[f16]],
+    out: &mut [f32],
+    at: usize,
+    width: usize,
+) {
+    let Some((k, m)) = sibling_shape(q, lo, hi, out, at, width) else {
+        return;
+    };
+    let mut i = 0;
+    while i < m {
+        let rows = (m - i).min(6);
+        let (q, out) = (&q[i * k..(i + rows) * k], &mut out[i * width..]);
+        match rows {
+            1 => sibling_block::<1>(q, k, lo, hi, out, at, width),
+            2 => sibling_block::<2>(q, k, lo, hi, out, at, width),
+            3 => sibling_block::<3>(q, k, lo, hi, out, at, width),
+            4 => sibling_block::<4>(q, k, lo, hi, out, at, width),
+            5 => sibling_block::<5>(q, k, lo, hi, out, at, width),
+            6 => sibling_block::<6>(q, k, lo, hi, out, at, width),
+            _ => unreachable!("blocks of 1..=6 rows"),
+        }
+        i += rows;
+    }
+}
+
+/// G queries q (G, k) against the panel of groups lo | hi -> out[g * width + at..][..16].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sibling_block<const G: usize>(
+    q: &[f32],
+    k: usize,
+    lo: &[&[f16]],
+    hi: &[&[f16]],
+    out: &mut [f32],
+    at: usize,
+    width: usize,
+) {
+    let q = &q[..G * k];
+    let mut acc = [V16 { lo: _mm256_setzero_ps(), hi: _mm256_setzero_ps() }; G];
+    let mut d = 0;
+    for (b, l) in lo.iter().enumerate() {
+        let h = hi.get(b).copied();
+        for r in 0..l.len() / SIBLINGS {
+            // SAFETY: r * 8 + 8 <= l.len(), and h (when present) is as long as l (sibling_shape).
+            let keys = unsafe {
+                let a = _mm256_cvtph_ps(_mm_loadu_si128(l.as_ptr().add(r * SIBLINGS).cast()));
+                let b = match h {
+                    Some(h) => _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().add(r * SIBLINGS).cast())),
+                    None => _mm256_setzero_ps(),
+                };
+                V16 { lo: a, hi: b }
+            };
+            for (g, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: g < G and d < k, so g * k + d < G * k = q.len().
+                let x = _mm256_set1_ps(unsafe { *q.get_unchecked(g * k + d) });
+                *acc =
+                    V16 { lo: _mm256_fmadd_ps(x, keys.lo, acc.lo), hi: _mm256_fmadd_ps(x, keys.hi, acc.hi) };
+            }
+            d += 1;
         }
     }
     for (g, acc) in acc.iter().enumerate() {

@@ -33,3 +33,5 @@ macro_rules! panel_dots_by_blocks {
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod group_avx2;
+pub(crate) mod group_avx512;
