@@ -205,6 +205,17 @@ impl<'a> Scorer<'a> {
         // a group's mid rows, then its half rows.
         self.out_b.resize(if self.want_bound { n_q * width } else { 0 }, 0.0);
         self.out_m.resize(if self.want_mean { n_q * width } else { 0 }, 0.0);
+        // Every candidate group's rows requested at once: scattered 1 KiB groups, one after
+        // the other, would each wait out a cache miss.
+        for r in groups {
+            for (part, wanted) in
+                [(Part::Mid, self.want_bound), (Part::Half, self.want_bound), (Part::Mean, self.want_mean)]
+            {
+                if wanted {
+                    fovea_kernels::ops::prefetch(level.group(part, r.start / BRANCHING, hd));
+                }
+            }
+        }
         for (p, pair) in groups.chunks(2).enumerate() {
             let of = |part: Part| -> Vec<&[f16]> {
                 pair.iter().map(|r| level.group(part, r.start / BRANCHING, hd)).collect()
