@@ -15,6 +15,10 @@
 //! - `quantize/<type>-8192/<isa>`: the activation quantizers (bytes = f32 input read).
 //! - `ops/<op>/<isa>`: RMSNorm, RoPE, softmax, SwiGLU and the attention inner loop (scores,
 //!   softmax, value sum of one query head over 512 cached positions), bytes = f32 data touched.
+//! - `decode_attention_{l2,token}/<variant>/<isa>`: a decoded token's attention past the
+//!   foveated cache's budget, a GQA group of 3 query heads over 512 entries, per-query kernels
+//!   against the group kernels on f32 and f16 rows; one KV head (in L2) or a whole SmolLM2
+//!   token's 90 (from memory). Bytes = keys and values read.
 //!
 //! Throughput is `Throughput::Bytes`, so criterion prints GB/s ("GiB/s"). Every kernel runs on
 //! one thread: these measure the kernels, `fovea bench` measures the engine.
@@ -399,9 +403,80 @@ fn ops(c: &mut Criterion) {
     g.finish();
 }
 
+/// One decoded token's attention past the foveated cache's budget, per KV head: the GQA group's
+/// 3 query heads (SmolLM2) over B = 512 entries of head_dim 64 -- scores, softmax, value sums.
+/// `per-query-f32` is the loop decoding ran before the group kernels (each query on its own,
+/// ggml's orders); `group-f32` / `group-f16` read each row once for the group. `_l2`: one KV
+/// head, whose 256 KiB (f32) stay in L2; `_token`: the 90 KV heads of a SmolLM2 token (30
+/// layers x 3) in turn, 23.6 MB (f32) or 11.8 MB (f16) from beyond the caches' reach.
+/// Bytes = keys and values read, in the stored type.
+fn decode_attention(c: &mut Criterion) {
+    use fovea_kernels::ops::KvRows;
+    use half::f16;
+    const B: usize = 512;
+    const HD: usize = 64;
+    const G: usize = 3;
+    for (group_name, heads) in [("decode_attention_l2", 1usize), ("decode_attention_token", 90)] {
+        let mut g = c.benchmark_group(group_name);
+        let k32: Vec<Vec<f32>> = (0..heads).map(|h| values(B * HD, 20 + h as u64)).collect();
+        let v32: Vec<Vec<f32>> = (0..heads).map(|h| values(B * HD, 200 + h as u64)).collect();
+        let narrow = |x: &Vec<f32>| -> Vec<f16> { x.iter().map(|&v| f16::from_f32(v)).collect() };
+        let (k16, v16): (Vec<Vec<f16>>, Vec<Vec<f16>>) =
+            (k32.iter().map(narrow).collect(), v32.iter().map(narrow).collect());
+        let q = values(G * HD, 14);
+        let mut s = vec![0.0f32; G * B];
+        let mut out = vec![0.0f32; G * HD];
+        for (label, t) in op_tables() {
+            g.throughput(Throughput::Bytes((heads * 2 * B * HD * 4) as u64));
+            g.bench_with_input(BenchmarkId::new("per-query-f32", label), &(), |b, _| {
+                b.iter(|| {
+                    for (k, v) in k32.iter().zip(&v32) {
+                        for (qg, (sg, og)) in
+                            q.chunks_exact(HD).zip(s.chunks_exact_mut(B).zip(out.chunks_exact_mut(HD)))
+                        {
+                            t.attn_scores(qg, k, 0.125, sg);
+                            t.softmax(sg);
+                            t.attn_values(sg, v, ValueOrder::Gemm, og);
+                        }
+                    }
+                    black_box(&out);
+                })
+            });
+            for (name, bytes, rows) in [
+                (
+                    "group-f32",
+                    4,
+                    (0..heads).map(|h| (KvRows::F32(&k32[h]), KvRows::F32(&v32[h]))).collect::<Vec<_>>(),
+                ),
+                (
+                    "group-f16",
+                    2,
+                    (0..heads).map(|h| (KvRows::F16(&k16[h]), KvRows::F16(&v16[h]))).collect::<Vec<_>>(),
+                ),
+            ] {
+                g.throughput(Throughput::Bytes((heads * 2 * B * HD * bytes) as u64));
+                g.bench_with_input(BenchmarkId::new(name, label), &(), |b, _| {
+                    b.iter(|| {
+                        for &(k, v) in &rows {
+                            t.group_scores(&q, k, HD, 0.125, &mut s, B);
+                            s.chunks_exact_mut(B).for_each(|sg| {
+                                t.softmax(sg);
+                            });
+                            out.fill(0.0);
+                            t.group_values_add(&s, B, v, HD, &mut out);
+                        }
+                        black_box(&out);
+                    })
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = kernels;
     config = quick();
-    targets = vec_dot, matvec_l2, matvec_dram, prompt_tile, quantize, ops
+    targets = vec_dot, matvec_l2, matvec_dram, prompt_tile, quantize, ops, decode_attention
 }
 criterion_main!(kernels);
