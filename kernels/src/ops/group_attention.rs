@@ -43,6 +43,15 @@ impl KvRows<'_> {
     }
 }
 
+/// The rows' start as bytes, with whether they hold f16: what the SIMD kernels load from.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn raw_rows(rows: KvRows<'_>) -> (*const u8, bool) {
+    match rows {
+        KvRows::F32(x) => (x.as_ptr().cast(), false),
+        KvRows::F16(x) => (x.as_ptr().cast(), true),
+    }
+}
+
 /// scores[g * stride + j] = scale * (q_g · key_j) for the G = q.len() / hd queries q (G, hd)
 /// and the n = keys.len() / hd keys (n, hd); columns n.. of each score row are not written.
 ///

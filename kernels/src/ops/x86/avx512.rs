@@ -7,7 +7,7 @@ use crate::ops::dot::DOT_STEP;
 use crate::ops::expf::{C1, C2, C3, C4, C5, INV_LN2, LN2_HI, LN2_LO, N_LIMIT, SHIFT};
 use half::f16;
 
-use crate::ops::panel::{sibling_shape, PANEL, SIBLINGS};
+use crate::ops::panel::{PANEL, SIBLINGS};
 use crate::ops::reduce::LANES;
 use crate::ops::softmax::{row_max, scale_by_inverse, SoftmaxStats};
 
@@ -450,26 +450,7 @@ pub unsafe fn sibling_dots(
     at: usize,
     width: usize,
 ) {
-    let Some((k, m)) = sibling_shape(q, lo, hi, out, at, width) else {
-        return;
-    };
-    let mut i = 0;
-    while i < m {
-        let rows = (m - i).min(8);
-        let (q, out) = (&q[i * k..(i + rows) * k], &mut out[i * width..]);
-        match rows {
-            1 => sibling_block::<1>(q, k, lo, hi, out, at, width),
-            2 => sibling_block::<2>(q, k, lo, hi, out, at, width),
-            3 => sibling_block::<3>(q, k, lo, hi, out, at, width),
-            4 => sibling_block::<4>(q, k, lo, hi, out, at, width),
-            5 => sibling_block::<5>(q, k, lo, hi, out, at, width),
-            6 => sibling_block::<6>(q, k, lo, hi, out, at, width),
-            7 => sibling_block::<7>(q, k, lo, hi, out, at, width),
-            8 => sibling_block::<8>(q, k, lo, hi, out, at, width),
-            _ => unreachable!("blocks of 1..=8 rows"),
-        }
-        i += rows;
-    }
+    sibling_dots_by_blocks!(q, lo, hi, out, at, width, sibling_block, [8, 7, 6, 5, 4, 3, 2, 1])
 }
 
 /// G queries q (G, k) against the panel of groups lo | hi -> out[g * width + at..][..16].

@@ -6,7 +6,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::ops::group_attention::{scores_shape, values_shape, KvRows};
+use crate::ops::group_attention::{raw_rows, values_shape, KvRows};
 use crate::ops::reduce::LANES;
 
 /// Queries per block: 4 x 2 value accumulators are half of the 16 vector registers.
@@ -32,14 +32,6 @@ unsafe fn load8<const HALF: bool>(rows: *const u8, i: usize) -> __m256 {
     }
 }
 
-/// The rows' start as bytes, with whether they hold f16.
-fn raw(rows: KvRows<'_>) -> (*const u8, bool) {
-    match rows {
-        KvRows::F32(x) => (x.as_ptr().cast(), false),
-        KvRows::F16(x) => (x.as_ptr().cast(), true),
-    }
-}
-
 /// `ops::group_scores`.
 ///
 /// # Safety
@@ -53,34 +45,7 @@ pub unsafe fn group_scores(
     scores: &mut [f32],
     stride: usize,
 ) {
-    if !hd.is_multiple_of(LANES) {
-        return crate::ops::group_scores(q, keys, hd, scale, scores, stride);
-    }
-    let Some((g_count, n)) = scores_shape(q, keys, hd, scores, stride) else {
-        return;
-    };
-    let (rows, half) = raw(keys);
-    let mut g0 = 0;
-    while g0 < g_count {
-        let gs = (g_count - g0).min(MAX_G);
-        let (q, out) = (&q[g0 * hd..(g0 + gs) * hd], &mut scores[g0 * stride..]);
-        // SAFETY: keys holds n rows of hd elements of the type `half` names; out holds gs rows
-        // of n scores, stride apart (scores_shape).
-        unsafe {
-            match (gs, half) {
-                (1, false) => scores_block::<false, 1>(q, rows, hd, n, scale, out, stride),
-                (2, false) => scores_block::<false, 2>(q, rows, hd, n, scale, out, stride),
-                (3, false) => scores_block::<false, 3>(q, rows, hd, n, scale, out, stride),
-                (4, false) => scores_block::<false, 4>(q, rows, hd, n, scale, out, stride),
-                (1, true) => scores_block::<true, 1>(q, rows, hd, n, scale, out, stride),
-                (2, true) => scores_block::<true, 2>(q, rows, hd, n, scale, out, stride),
-                (3, true) => scores_block::<true, 3>(q, rows, hd, n, scale, out, stride),
-                (4, true) => scores_block::<true, 4>(q, rows, hd, n, scale, out, stride),
-                _ => unreachable!("blocks of 1..=4 queries"),
-            }
-        }
-        g0 += gs;
-    }
+    group_scores_by_blocks!(q, keys, hd, scale, scores, stride, scores_block)
 }
 
 /// G queries q (G, hd) against n key rows -> out[g * stride + j], 8 keys at a time.
@@ -166,7 +131,7 @@ pub unsafe fn group_values_add(w: &[f32], stride: usize, values: KvRows<'_>, hdv
     let Some((g_count, n)) = values_shape(w, stride, values, hdv, acc) else {
         return;
     };
-    let (rows, half) = raw(values);
+    let (rows, half) = raw_rows(values);
     let mut g0 = 0;
     while g0 < g_count {
         let gs = (g_count - g0).min(MAX_G);
