@@ -146,6 +146,9 @@ pub(crate) fn values_shape(
 
 #[cfg(test)]
 mod tests {
+    use alloc::vec;
+    use alloc::vec::Vec;
+
     use super::*;
 
     #[test]
