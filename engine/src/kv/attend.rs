@@ -277,11 +277,16 @@ impl<'a> Selector<'a> {
         let ranges = self.ranges(view, qs);
         gather_f16(&self.kv.store, self.layer, self.h, &ranges, &mut m.g.pos, &mut m.k16, &mut m.v16);
         if view.renumbered && !m.g.pos.is_empty() {
+            // Widened in the memo's (otherwise empty) f32 key buffer, emptied again after, so
+            // the f16-only memo stays one and the buffer is reused from selection to selection.
             let ops = &self.compute.ops;
-            let mut keys = vec![0.0f32; m.k16.len()];
+            let mut keys = std::mem::take(&mut m.g.keys);
+            keys.resize(m.k16.len(), 0.0);
             ops.f16_to_f32(&m.k16, &mut keys);
             self.renumber(view, &m.g.pos, &mut keys, eff);
             ops.f32_to_f16(&keys, &mut m.k16);
+            keys.clear();
+            m.g.keys = keys;
         }
     }
 

@@ -217,17 +217,32 @@ impl<'a> Scorer<'a> {
             }
         }
         for (p, pair) in groups.chunks(2).enumerate() {
-            let of = |part: Part| -> Vec<&[f16]> {
-                pair.iter().map(|r| level.group(part, r.start / BRANCHING, hd)).collect()
-            };
+            let of = |r: &Range<usize>, part: Part| level.group(part, r.start / BRANCHING, hd);
+            // The second group of the last panel may be missing: its lanes then read zeros.
+            let (lo, hi) = (&pair[0], pair.get(1));
             if self.want_bound {
-                let (mid, half) = (of(Part::Mid), of(Part::Half));
-                let hi: Vec<&[f16]> = if pair.len() == 2 { vec![mid[1], half[1]] } else { Vec::new() };
-                siblings(&self.qb, &[mid[0], half[0]], &hi, &mut self.out_b, p * PANEL, width);
+                let hi = hi.map(|r| [of(r, Part::Mid), of(r, Part::Half)]);
+                let lo = [of(lo, Part::Mid), of(lo, Part::Half)];
+                siblings(
+                    &self.qb,
+                    &lo,
+                    hi.as_ref().map_or(&[], |h| &h[..]),
+                    &mut self.out_b,
+                    p * PANEL,
+                    width,
+                );
             }
             if self.want_mean {
-                let mean = of(Part::Mean);
-                siblings(self.qs.q, &mean[..1], &mean[1..], &mut self.out_m, p * PANEL, width);
+                let hi = hi.map(|r| [of(r, Part::Mean)]);
+                let lo = [of(lo, Part::Mean)];
+                siblings(
+                    self.qs.q,
+                    &lo,
+                    hi.as_ref().map_or(&[], |h| &h[..]),
+                    &mut self.out_m,
+                    p * PANEL,
+                    width,
+                );
             }
         }
         if self.want_bound {
