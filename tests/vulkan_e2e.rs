@@ -22,6 +22,7 @@
 use std::sync::Arc;
 
 use fovea_engine::backend::vulkan::{shared_gpu, DeviceResult, VulkanForward};
+use fovea_engine::kv::{KvMode, KvOptions};
 use fovea_engine::sampler::{argmax, top_k};
 use fovea_engine::{Backend, EngineError, LoadOptions, Logits, Model, Session, SessionOptions};
 use fovea_kernels::vulkan::{DeviceOptions, Gpu};
@@ -84,7 +85,12 @@ fn assert_no_validation_messages(gpu: &Gpu) {
 }
 
 fn session(model: &Model, n_ctx: usize, backend: Backend) -> Session<'_> {
-    Session::new(model, &SessionOptions { n_ctx, backend, ..SessionOptions::default() }).expect("session")
+    session_kv(model, n_ctx, backend, &KvOptions::default())
+}
+
+fn session_kv<'m>(model: &'m Model, n_ctx: usize, backend: Backend, kv: &KvOptions) -> Session<'m> {
+    let opts = SessionOptions { n_ctx, backend, kv: kv.clone(), ..SessionOptions::default() };
+    Session::new(model, &opts).expect("session")
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -158,14 +164,20 @@ fn golden_next_token(model: &Model, golden: &Value, backend: Backend) -> (f32, f
 /// Greedy STEPS tokens on the CPU and on `backend` from each of the first `cases` golden
 /// prompts: equal ids at every step (up to a CPU near-tie below TIE_MARGIN, reported), logits
 /// within CPU_LOGIT_TOL. Returns (steps compared, steps total, largest |logit - CPU|).
-fn greedy_vs_cpu(model: &Model, golden: &Value, backend: Backend, cases: usize) -> (usize, usize, f32) {
+fn greedy_vs_cpu(
+    model: &Model,
+    golden: &Value,
+    backend: Backend,
+    cases: usize,
+    kv: &KvOptions,
+) -> (usize, usize, f32) {
     let (mut compared, mut total, mut worst) = (0, 0, 0.0f32);
     for case in short_cases(golden).take(cases) {
         let name = case["name"].as_str().unwrap_or("?");
         let tokens = ids(&case["prompt_tokens"]);
         let n_ctx = tokens.len() + STEPS + 1;
         let run = |backend: Backend| {
-            let mut s = session(model, n_ctx, backend);
+            let mut s = session_kv(model, n_ctx, backend, kv);
             let mut logits = s.eval(&tokens, Logits::Last).expect("eval");
             let mut steps = Vec::new(); // (id, margin, logits)
             for _ in 0..STEPS {
@@ -214,7 +226,7 @@ fn end_to_end(name: &str, golden_file: &str, greedy_cases: usize) {
             "{name} {backend:?}: prompts: |logit - cpu| <= {c:.2e}; golden top-10 within {g:.4} of llama.cpp"
         );
         let cases = if backend == (Backend::Vulkan { gpu_layers: None }) { greedy_cases } else { 1 };
-        let (n, t, w) = greedy_vs_cpu(m, &golden, backend, cases);
+        let (n, t, w) = greedy_vs_cpu(m, &golden, backend, cases, &KvOptions::default());
         eprintln!(
             "{name} {backend:?}: {n} of {t} greedy steps compared, all equal; |logit - cpu| <= {w:.2e}"
         );
@@ -232,6 +244,25 @@ fn gemma3_on_vulkan_matches_cpu_and_golden() {
     end_to_end("gemma3-270m", "gemma3.json", 2);
 }
 
+/// The window KV mode (budget 12: 4 sinks and an 8-token window) on the device against the
+/// CPU's window mode: prompts past the budget, then 16 greedy steps, with the same tolerances
+/// and near-tie rule as the full cache, at both placements.
+#[test]
+fn smollm2_window_mode_on_vulkan_matches_cpu_window_mode() {
+    let Some(gpu) = device() else { return };
+    let m = model("smollm2-135m", false);
+    let golden = golden("smollm2.json");
+    let kv = KvOptions { mode: KvMode::Window, budget: Some(12), ..KvOptions::default() };
+    for backend in [Backend::Vulkan { gpu_layers: None }, Backend::Vulkan { gpu_layers: Some(15) }] {
+        let (n, t, w) = greedy_vs_cpu(m, &golden, backend, 3, &kv);
+        eprintln!(
+            "window mode {backend:?}: {n} of {t} greedy steps compared, all equal; |logit - cpu| <= {w:.2e}"
+        );
+        assert!(n > 0);
+        assert_no_validation_messages(&gpu);
+    }
+}
+
 #[test]
 fn models_and_device_forwards_return_device_memory() {
     if device().is_none() {
@@ -245,7 +276,8 @@ fn models_and_device_forwards_return_device_memory() {
     for round in 0..3 {
         let m = Model::load(&path, &LoadOptions::default()).expect("load");
         for gpu_layers in [m.config.n_layer, m.config.n_layer / 3] {
-            let mut dev = VulkanForward::with_gpu(Arc::clone(&gpu), &m, gpu_layers, 64, 8).expect("upload");
+            let mut dev =
+                VulkanForward::with_gpu(Arc::clone(&gpu), &m, gpu_layers, 64, 8, None).expect("upload");
             dev.forward(&m, &[1, 2, 3], 0, 2).expect("forward");
             let live = gpu.memory_stats();
             assert!(live.live_bytes > baseline.live_bytes, "the device forward holds device memory");
@@ -273,7 +305,7 @@ fn recorded_forwards_resubmit_bit_identically() {
     let prompt = [504u32, 34, 10345, 198];
     const GEN: usize = 6;
     for gpu_layers in [m.config.n_layer, m.config.n_layer / 2] {
-        let new = || VulkanForward::with_gpu(Arc::clone(&gpu), m, gpu_layers, 32, 8).expect("upload");
+        let new = || VulkanForward::with_gpu(Arc::clone(&gpu), m, gpu_layers, 32, 8, None).expect("upload");
         let (mut kept, mut fresh) = (new(), new());
         let mut step = |tokens: &[u32], pos0: usize| -> Vec<f32> {
             let out = |r: DeviceResult| match r {

@@ -114,13 +114,16 @@ impl<'m> Session<'m> {
         #[cfg(feature = "vulkan")]
         let device = match opts.backend {
             Backend::Cpu => None,
-            Backend::Vulkan { .. } if paged => {
-                return Err(EngineError::InvalidSetting(
-                    "the Vulkan backend supports only the full KV cache".into(),
-                ))
+            Backend::Vulkan { .. } if paged && opts.kv.mode != KvMode::Window => {
+                return Err(EngineError::InvalidSetting(format!(
+                    "the Vulkan backend runs the full and window KV caches, not --kv {}; use --backend cpu",
+                    opts.kv.mode.name()
+                )))
             }
             Backend::Vulkan { gpu_layers } => {
-                Some(VulkanForward::new(model, gpu_layers.unwrap_or(c.n_layer), n_ctx, opts.n_ubatch)?)
+                let plan = if paged { Some(opts.kv.plan()?) } else { None };
+                let layers = gpu_layers.unwrap_or(c.n_layer);
+                Some(VulkanForward::new(model, layers, n_ctx, opts.n_ubatch, plan.as_ref())?)
             }
         };
         #[cfg(not(feature = "vulkan"))]

@@ -19,6 +19,7 @@
 //! | activation (GELU)     | ops::gelu_f16_table(g) · u                  | one f16 step · |u| |
 //! | axpy                  | ops::axpy                                   | 1e-6 · max(1, |y|) |
 //! | attention             | softmax(scale · q·k) · v in f64             | 1e-5 · max(1, |y|) |
+//! | attention, window KV mode (ring rows, sinks re-rotated) | the same over the record's entries, keys turned in f64 | 1e-5 · max(1, |y|) |
 //! | kv_store              | the rows themselves                         | identical bits     |
 //!
 //! The quantized matvecs take activations quantized on the device (quantize_q8) and form the
@@ -548,8 +549,9 @@ fn attention_matches_reference_full_and_windowed() {
         let ob = upload_f32(&gpu, &vec![0.0; n_tok * n_head * hd]);
         // pos0 comes from the step buffer (word 0), not a push constant.
         let step = upload(&gpu, &(pos0 as u32).to_le_bytes());
-        let push = attention_push(n_tok, n_head, n_kv, hd, window, scale);
-        run(&gpu, Shader::Attention, &[&qb, &kb, &vb, &ob, &step], &push, (n_tok * n_head) as u32);
+        let push = attention_push(n_tok, n_head, n_kv, hd, window, scale, n_ctx);
+        let vis = upload(&gpu, &[0u8; 4]); // not read: no window-mode records
+        run(&gpu, Shader::Attention, &[&qb, &kb, &vb, &ob, &step, &vis], &push, (n_tok * n_head) as u32);
         let got = download_f32(&gpu, &ob, n_tok * n_head * hd);
         let want = attention_reference(&q, &k, &v, n_tok, n_head, n_kv, hd, pos0, window, scale);
         let what =
@@ -560,7 +562,8 @@ fn attention_matches_reference_full_and_windowed() {
     }
 }
 
-/// The attention shader's push constants (head_dim = head_dim_v = hd).
+/// The attention shader's push constants (head_dim = head_dim_v = hd) for a cache of `rows`
+/// rows, row = position (no sinks, a ring that never wraps, no window-mode records).
 fn attention_push(
     n_tok: usize,
     n_head: usize,
@@ -568,9 +571,143 @@ fn attention_push(
     hd: usize,
     window: usize,
     scale: f32,
-) -> [u32; 7] {
+    rows: usize,
+) -> [u32; 12] {
     let group = (n_head / n_kv) as u32;
-    [n_tok as u32, n_head as u32, group, hd as u32, hd as u32, window as u32, scale.to_bits()]
+    let (hd, rows) = (hd as u32, rows as u32);
+    [n_tok as u32, n_head as u32, group, hd, hd, window as u32, scale.to_bits(), 0, rows, 0, hd, 0]
+}
+
+/// The window KV mode's attention: K/V rows in a ring after `sinks` rows of their own, each
+/// token seeing sinks 0..n_sink (their keys turned by per-sink cos/sin when re-numbered) and
+/// positions lo..=p from its record, for both RoPE pair layouts and a partial rotation. The
+/// reference turns the keys in f64 and attends over exactly those entries; the ring is filled
+/// with kv_store so the two shaders' row mappings are checked together.
+#[test]
+fn attention_over_window_records_and_ring_rows_matches_reference() {
+    let Some(gpu) = gpu() else { return };
+    // (n_head, n_kv, hd, n_rot, neox, sinks, ring, pos0, n_tok)
+    for (n_head, n_kv, hd, n_rot, neox, sinks, ring, pos0, n_tok) in [
+        (9, 3, 64, 64, false, 4, 40, 300, 5),
+        (4, 1, 32, 16, true, 3, 23, 150, 9),
+        (2, 2, 16, 16, false, 0, 20, 45, 3),
+    ] {
+        let (kv_len, q_len) = (n_kv * hd, n_head * hd);
+        let end = pos0 + n_tok;
+        // Every position's k and v; the cache holds the sinks and the last `ring` positions.
+        let (k_all, v_all) = (values(end * kv_len, 41), values(end * kv_len, 42));
+        let q = values(n_tok * q_len, 43);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let rows = sinks + ring;
+        let row_of = |j: usize| if j < sinks { j } else { sinks + (j - sinks) % ring };
+        let dev = |floats: usize| gpu.alloc(MemKind::Device, 4 * floats as u64).expect("alloc");
+        let (k_cache, v_cache) = (dev(rows * kv_len), dev(rows * kv_len));
+        // Store positions 0..end in batches of n_tok through kv_store, as the engine does.
+        for b0 in (0..end).step_by(n_tok) {
+            let nb = n_tok.min(end - b0);
+            let step = upload(&gpu, &(b0 as u32).to_le_bytes());
+            let push = [kv_len as u32, nb as u32, sinks as u32, ring as u32];
+            let groups = ((nb * kv_len) as u32).div_ceil(WORKGROUP);
+            for (all, cache) in [(&k_all, &k_cache), (&v_all, &v_cache)] {
+                let src = upload_f32(&gpu, &all[b0 * kv_len..(b0 + nb) * kv_len]);
+                run(&gpu, Shader::KvStore, &[&src, cache, &step], &push, groups);
+            }
+        }
+        // The rings hold the sinks and the last `ring` positions, bit for bit.
+        let stored = download_f32(&gpu, &k_cache, rows * kv_len);
+        for j in (0..sinks).chain(end.saturating_sub(ring).max(sinks)..end) {
+            let (got, want) = (&stored[row_of(j) * kv_len..][..kv_len], &k_all[j * kv_len..][..kv_len]);
+            assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "row of position {j}");
+        }
+        // Records: token t sees n_sink sinks (re-rotated for odd t) and lo..=p.
+        let half = n_rot / 2;
+        let mut words = vec![0u32; 4 * n_tok];
+        let mut turns: Vec<Option<Vec<(f32, f32)>>> = Vec::new();
+        for t in 0..n_tok {
+            let p = pos0 + t;
+            let lo = p + 1 - (ring - n_tok).min(p + 1 - sinks);
+            let n_sink = sinks.saturating_sub(t % 2);
+            let cs = if t % 2 == 1 && n_sink > 0 {
+                let at = words.len() as u32;
+                let pairs: Vec<(f32, f32)> = (0..n_sink * half)
+                    .map(|i| ((i as f32 * 0.37 + t as f32).cos(), (i as f32 * 0.37 + t as f32).sin()))
+                    .collect();
+                words.extend(pairs.iter().flat_map(|(c, s)| [c.to_bits(), s.to_bits()]));
+                turns.push(Some(pairs));
+                at
+            } else {
+                turns.push(None);
+                u32::MAX
+            };
+            words[4 * t..4 * t + 4].copy_from_slice(&[lo as u32, n_sink as u32, cs, 0]);
+        }
+        let vis = upload(&gpu, bytemuck::cast_slice(&words));
+        let step = upload(&gpu, &(pos0 as u32).to_le_bytes());
+        let (qb, ob) = (upload_f32(&gpu, &q), dev(n_tok * q_len));
+        let group = (n_head / n_kv) as u32;
+        let push = [
+            n_tok as u32,
+            n_head as u32,
+            group,
+            hd as u32,
+            hd as u32,
+            0,
+            scale.to_bits(),
+            sinks as u32,
+            ring as u32,
+            1,
+            n_rot as u32,
+            neox as u32,
+        ];
+        let bindings = [&qb, &k_cache, &v_cache, &ob, &step, &vis];
+        run(&gpu, Shader::Attention, &bindings, &push, (n_tok * n_head) as u32);
+        let got = download_f32(&gpu, &ob, n_tok * q_len);
+        // Reference in f64 over the record's entries, from the positions' own rows.
+        let mut want = vec![0.0f64; n_tok * q_len];
+        for t in 0..n_tok {
+            let p = pos0 + t;
+            let (lo, n_sink) = (words[4 * t] as usize, words[4 * t + 1] as usize);
+            let entries: Vec<usize> = (0..n_sink).chain(lo..=p).collect();
+            assert!(entries.iter().all(|&j| j < sinks || p - j < ring), "entry outside the ring");
+            for h in 0..n_head {
+                let kvh = h / group as usize;
+                let qh = &q[(t * n_head + h) * hd..][..hd];
+                let key = |e: usize, j: usize| -> Vec<f64> {
+                    let mut k: Vec<f64> =
+                        k_all[(j * n_kv + kvh) * hd..][..hd].iter().map(|&x| x as f64).collect();
+                    if let (Some(pairs), true) = (&turns[t], e < n_sink) {
+                        for f in 0..half {
+                            let (a, b) = if neox { (f, f + half) } else { (2 * f, 2 * f + 1) };
+                            let (c, s) = pairs[e * half + f];
+                            let (c, s) = (c as f64, s as f64);
+                            (k[a], k[b]) = (k[a] * c - k[b] * s, k[a] * s + k[b] * c);
+                        }
+                    }
+                    k
+                };
+                let s: Vec<f64> = entries
+                    .iter()
+                    .enumerate()
+                    .map(|(e, &j)| {
+                        key(e, j).iter().zip(qh).map(|(k, &q)| k * q as f64).sum::<f64>() * scale as f64
+                    })
+                    .collect();
+                let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                let z: f64 = w.iter().sum();
+                let o = &mut want[(t * n_head + h) * hd..][..hd];
+                for (&j, wj) in entries.iter().zip(&w) {
+                    for (od, &vd) in o.iter_mut().zip(&v_all[(j * n_kv + kvh) * hd..][..hd]) {
+                        *od += wj / z * vd as f64;
+                    }
+                }
+            }
+        }
+        let what = format!("window attention heads {n_head}/{n_kv} hd {hd} rot {n_rot} neox {neox} sinks {sinks} ring {ring} pos0 {pos0}");
+        let worst = check(&what, &got, &want, |i| 1e-5 * want[i].abs().max(1.0));
+        eprintln!("{what}: max |gpu - ref| = {worst:.3e}");
+        assert_no_validation_messages(&gpu);
+    }
 }
 
 /// Generation as the engine runs it: one command buffer recorded once (inputs copied in from
@@ -604,10 +741,12 @@ fn recorded_generation_step_resubmitted_per_position() {
         r.copy(&stage_in, at(1 + q_len), &k, 0, at(kv_len)).expect("copy");
         r.copy(&stage_in, at(1 + q_len + kv_len), &v, 0, at(kv_len)).expect("copy");
         let groups = (kv_len as u32).div_ceil(WORKGROUP);
-        r.dispatch(Shader::KvStore, &[&k, &k_cache, &step], &[kv_len as u32, 1], groups).expect("store k");
-        r.dispatch(Shader::KvStore, &[&v, &v_cache, &step], &[kv_len as u32, 1], groups).expect("store v");
-        let push = attention_push(1, n_head, n_kv, hd, window, scale);
-        let bindings = [&q, &k_cache, &v_cache, &out, &step];
+        let store = [kv_len as u32, 1, 0, n_ctx as u32];
+        r.dispatch(Shader::KvStore, &[&k, &k_cache, &step], &store, groups).expect("store k");
+        r.dispatch(Shader::KvStore, &[&v, &v_cache, &step], &store, groups).expect("store v");
+        let push = attention_push(1, n_head, n_kv, hd, window, scale, n_ctx);
+        let vis = dev(1); // not read: no window-mode records
+        let bindings = [&q, &k_cache, &v_cache, &out, &step, &vis];
         r.dispatch(Shader::Attention, &bindings, &push, n_head as u32).expect("attention");
         r.copy(&out, 0, &stage_out, 0, at(q_len)).expect("copy");
         let mut rec = r.finish().expect("finish");
@@ -635,7 +774,7 @@ fn recorded_generation_step_resubmitted_per_position() {
         assert_eq!(bits(&stored.0), bits(&k_all), "k cache after {n_ctx} stores");
         assert_eq!(bits(&stored.1), bits(&v_all), "v cache after {n_ctx} stores");
         eprintln!("recorded step heads {n_head}/{n_kv} hd {hd} window {window}: {n_ctx} submissions, max |gpu - ref| = {worst:.3e}");
-        drop((step, q, k, v, out, k_cache, v_cache, stage_in, stage_out));
+        drop((step, q, k, v, out, k_cache, v_cache, vis, stage_in, stage_out));
         assert_ne!(gpu.memory_stats().blocks, baseline.blocks, "the recording pins its blocks");
         drop(rec);
         assert_eq!(gpu.memory_stats(), baseline, "memory not returned after the recording dropped");

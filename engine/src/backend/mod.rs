@@ -3,6 +3,8 @@
 
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
+#[cfg(feature = "vulkan")]
+mod vulkan_window;
 
 /// The compute backend of a session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -13,10 +13,11 @@
 //! runs the layers and copies back either the logits (every layer on the device) or the
 //! residual stream x (n, d) for `Model::forward_layers` on the CPU.
 //!
-//! The KV cache keeps every position on every device layer, K (n_ctx, n_kv · hd) and V
-//! (n_ctx, n_kv · hdv) in f32, row = position, so storing a batch's keys is one row copy and
-//! truncating the sequence needs no bookkeeping; sliding-window layers mask by position in the
-//! attention shader instead of using a ring.
+//! The KV cache of a device layer is K (rows, n_kv · hd) and V (rows, n_kv · hdv) in f32: with
+//! the full cache every position has its row (row = position), so storing a batch's keys is one
+//! row copy and truncating the sequence needs no bookkeeping. Sliding-window layers keep a ring
+//! of window + n_ubatch rows (as the CPU's cache), and so do the global layers of the window KV
+//! mode after their sink rows (`vulkan_window`): their memory is bounded at any length.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -26,8 +27,11 @@ use fovea_kernels::vulkan::{
     WORKGROUP,
 };
 
+use super::vulkan_window::WindowPlan;
 use crate::config::{FfnActivation, ModelConfig};
 use crate::error::{EngineError, Result};
+use crate::kv::{KvMode, KvPlan};
+use crate::kv_cache::KvCache;
 use crate::model::{LayerWeights, Model};
 use crate::weights::{Matrix, WeightData};
 
@@ -99,9 +103,15 @@ struct DeviceLayer {
     w_gate: DeviceMatrix,
     w_up: DeviceMatrix,
     w_down: DeviceMatrix,
-    /// The layer's cache: K (n_ctx, n_kv · hd), V (n_ctx, n_kv · hdv).
+    /// The layer's cache: K (rows, n_kv · hd), V (rows, n_kv · hdv).
     k_cache: Buffer,
     v_cache: Buffer,
+    /// Rows of the cache: positions below `sinks_rows` have their own, the rest share a ring of
+    /// `ring` rows (the full cache: 0 and n_ctx).
+    sinks_rows: usize,
+    ring: usize,
+    /// Whether the layer reads the window mode's per-token records (a global layer under it).
+    windowed: bool,
 }
 
 /// Activations of one micro-batch of up to n_ubatch tokens.
@@ -123,6 +133,9 @@ struct Scratch {
     /// cos/sin (2, n, n_rot / 2) of the global and the local RoPE tables.
     cs_global: Buffer,
     cs_local: Buffer,
+    /// The window mode's per-token records and sink rotations (`vulkan_window`); one word
+    /// unused otherwise.
+    vis: Buffer,
     /// (logit_rows, n_vocab)
     logits: Buffer,
     /// Host-visible: inputs (step block, x, cos/sin) in, logits or x out.
@@ -153,6 +166,8 @@ pub struct VulkanForward {
     n_ctx: usize,
     n_ubatch: usize,
     logit_rows: usize,
+    /// The window KV mode's plan and state (None: the full cache).
+    window: Option<WindowPlan>,
 }
 
 impl From<VulkanError> for EngineError {
@@ -168,9 +183,16 @@ fn f32_bytes(x: &[f32]) -> &[u8] {
 impl VulkanForward {
     /// Opens the device (options from the environment: `FOVEA_VK_DEVICE`, `FOVEA_VK_VALIDATION`),
     /// uploads the first `gpu_layers` layers (and the output when that is all of them) and
-    /// allocates the device KV cache for `n_ctx` positions.
-    pub fn new(model: &Model, gpu_layers: usize, n_ctx: usize, n_ubatch: usize) -> Result<VulkanForward> {
-        Self::with_gpu(shared_gpu(&DeviceOptions::from_env()?)?, model, gpu_layers, n_ctx, n_ubatch)
+    /// allocates the device KV cache for `n_ctx` positions (the full cache) or, with `kv` the
+    /// plan of the window mode, for its sinks and window.
+    pub fn new(
+        model: &Model,
+        gpu_layers: usize,
+        n_ctx: usize,
+        n_ubatch: usize,
+        kv: Option<&KvPlan>,
+    ) -> Result<VulkanForward> {
+        Self::with_gpu(shared_gpu(&DeviceOptions::from_env()?)?, model, gpu_layers, n_ctx, n_ubatch, kv)
     }
 
     /// As [`VulkanForward::new`] on an already opened device.
@@ -180,8 +202,20 @@ impl VulkanForward {
         gpu_layers: usize,
         n_ctx: usize,
         n_ubatch: usize,
+        kv: Option<&KvPlan>,
     ) -> Result<VulkanForward> {
         let c = &model.config;
+        let window = match kv {
+            None => None,
+            Some(plan) if plan.mode == KvMode::Window => Some(WindowPlan::new(plan.clone(), c.n_ctx_train)),
+            Some(plan) => {
+                return Err(VulkanError::Unsupported(format!(
+                    "the Vulkan backend runs the full and window KV caches, not --kv {}; use --backend cpu",
+                    plan.mode.name()
+                ))
+                .into())
+            }
+        };
         let gpu_layers = gpu_layers.min(c.n_layer);
         let (hd, hdv) = (c.head_dim, c.head_dim_v);
         if hd > 256 || hdv > 4 * WORKGROUP as usize || c.n_rot > hd {
@@ -193,9 +227,29 @@ impl VulkanForward {
         let staging = gpu.alloc(MemKind::Staging, UPLOAD_STAGING)?;
         let up = Uploader { gpu: &gpu, staging: &staging, file: model.file_bytes() };
         let (kv_dim, v_dim) = (c.n_head_kv * hd, c.n_head_kv * hdv);
+        // The CPU cache's rows per layer (sliding-window layers: a ring of window + n_ubatch),
+        // or the window mode's sinks and ring on global layers.
+        let cells = KvCache::layer_cells(c, n_ctx, n_ubatch);
         let layers = model.layers[..gpu_layers]
             .iter()
-            .map(|lw| up.layer(lw, n_ctx * kv_dim * 4, n_ctx * v_dim * 4))
+            .enumerate()
+            .map(|(l, lw)| {
+                let (sinks_rows, ring, windowed) = match (&window, c.window(l)) {
+                    (Some(w), None) => {
+                        let (s, r) = w.rows(n_ubatch);
+                        (s, r, true)
+                    }
+                    _ => (0, cells[l], false),
+                };
+                let rows =
+                    sinks_rows.checked_add(ring).filter(|&r| r.checked_mul(kv_dim.max(v_dim) * 4).is_some());
+                let rows = rows.ok_or_else(|| {
+                    EngineError::InvalidSetting(format!(
+                        "a device KV cache of {n_ctx} positions does not fit in memory; give a smaller -c"
+                    ))
+                })?;
+                up.layer(lw, rows * kv_dim * 4, rows * v_dim * 4, (sinks_rows, ring, windowed))
+            })
             .collect::<Result<Vec<_>>>()?;
         let output = if gpu_layers == c.n_layer {
             Some((up.vector(&model.output_norm)?, up.matrix(model.output_matrix())?))
@@ -206,6 +260,7 @@ impl VulkanForward {
         let logit_rows = (LOGIT_BUFFER_BYTES / (4 * c.n_vocab)).clamp(1, n_ubatch);
         let n = n_ubatch;
         let half = c.n_rot / 2;
+        let vis_words = window.as_ref().map_or(0, |w| w.words(n, c.n_rot));
         let dev = |floats: usize| gpu.alloc(MemKind::Device, 4 * floats as u64);
         let s = Scratch {
             x: dev(n * c.n_embd)?,
@@ -221,8 +276,10 @@ impl VulkanForward {
             step: gpu.alloc(MemKind::Device, STEP_BYTES)?,
             cs_global: dev(2 * n * half)?,
             cs_local: dev(2 * n * half)?,
+            vis: dev(vis_words.max(1))?,
             logits: dev(if output.is_some() { logit_rows * c.n_vocab } else { 1 })?,
-            stage_in: gpu.alloc(MemKind::Staging, STEP_BYTES + 4 * (n * c.n_embd + 4 * n * half) as u64)?,
+            stage_in: gpu
+                .alloc(MemKind::Staging, STEP_BYTES + 4 * (n * c.n_embd + 4 * n * half + vis_words) as u64)?,
             stage_out: gpu.alloc(MemKind::Staging, 4 * (n * c.n_embd).max(logit_rows * c.n_vocab) as u64)?,
         };
         let limit = gpu.info.max_binding_bytes;
@@ -245,6 +302,7 @@ impl VulkanForward {
             n_ctx,
             n_ubatch,
             logit_rows,
+            window,
         })
     }
 
@@ -296,8 +354,16 @@ impl VulkanForward {
         if pos0 + n > self.n_ctx {
             return Err(EngineError::ContextFull { n_ctx: self.n_ctx });
         }
+        // The shaders hold positions in 32 bits (the window mode has no context limit).
+        if pos0 + n > u32::MAX as usize {
+            return Err(EngineError::ContextFull { n_ctx: u32::MAX as usize });
+        }
         let n_out = if self.output.is_some() { n.saturating_sub(logits_from) } else { 0 };
         self.write_inputs(model, tokens, pos0)?;
+        if let Some(w) = &mut self.window {
+            let words = w.records(&model.rope, pos0, n);
+            self.s.stage_in.write(vis_offset(&model.config, n), bytemuck::cast_slice(&words))?;
+        }
         let shape = Shape { n, n_out };
         let i = match self.recorded.iter().position(|r| r.shape == shape) {
             Some(i) => i,
@@ -386,6 +452,10 @@ impl VulkanForward {
         if model.rope_local.is_some() {
             r.copy(&s.stage_in, STEP_BYTES + x_bytes + cs_bytes, &s.cs_local, 0, cs_bytes)?;
         }
+        if let Some(w) = &self.window {
+            let bytes = 4 * w.words(n, c.n_rot) as u64;
+            r.copy(&s.stage_in, vis_offset(c, n), &s.vis, 0, bytes)?;
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             record_layer(&mut r, s, model, l, layer, n)?;
         }
@@ -419,6 +489,12 @@ impl VulkanForward {
         }
         Ok(parts)
     }
+}
+
+/// Where the window mode's records start in the input staging buffer for a batch of n tokens:
+/// after the step block, x (n, d) and the two cos/sin tables (2, n, n_rot / 2).
+fn vis_offset(c: &ModelConfig, n: usize) -> u64 {
+    STEP_BYTES + 4 * (n * c.n_embd + 2 * 2 * n * (c.n_rot / 2)) as u64
 }
 
 /// y (n, w.rows) = x (n, w.cols) starting at float x_offset · Wᵀ, one dispatch per chunk.
@@ -498,17 +574,41 @@ fn record_layer(
         &[nt, n_kv, hd, c.n_rot as u32, neox],
         groups(n * c.n_head_kv * half),
     )?;
-    // The KV write: rows at pos0 (from the step block) of the layer's cache.
+    // The KV write: rows at pos0 (from the step block) of the layer's cache (or its ring).
     let (kv_row, v_row) = (n_kv * hd, n_kv * hdv);
-    r.dispatch(Shader::KvStore, &[&s.k, &w.k_cache, &s.step], &[kv_row, nt], groups(n * kv_row as usize))?;
-    r.dispatch(Shader::KvStore, &[&s.v, &w.v_cache, &s.step], &[v_row, nt], groups(n * v_row as usize))?;
+    let (sinks_rows, ring) = (w.sinks_rows as u32, w.ring as u32);
+    r.dispatch(
+        Shader::KvStore,
+        &[&s.k, &w.k_cache, &s.step],
+        &[kv_row, nt, sinks_rows, ring],
+        groups(n * kv_row as usize),
+    )?;
+    r.dispatch(
+        Shader::KvStore,
+        &[&s.v, &w.v_cache, &s.step],
+        &[v_row, nt, sinks_rows, ring],
+        groups(n * v_row as usize),
+    )?;
     if c.q_scale != 1.0 {
         let len = nt * n_head * hd;
         r.dispatch(Shader::Axpy, &[&s.q, &s.q], &[len, 0, c.q_scale.to_bits()], groups(len as usize))?;
     }
-    let push =
-        [nt, n_head, (c.gqa_group()) as u32, hd, hdv, window.unwrap_or(0) as u32, c.kq_scale.to_bits()];
-    r.dispatch(Shader::Attention, &[&s.q, &w.k_cache, &w.v_cache, &s.att, &s.step], &push, nt * n_head)?;
+    let push = [
+        nt,
+        n_head,
+        (c.gqa_group()) as u32,
+        hd,
+        hdv,
+        window.unwrap_or(0) as u32,
+        c.kq_scale.to_bits(),
+        sinks_rows,
+        ring,
+        w.windowed as u32,
+        c.n_rot as u32,
+        neox,
+    ];
+    let bindings = [&s.q, &w.k_cache, &w.v_cache, &s.att, &s.step, &s.vis];
+    r.dispatch(Shader::Attention, &bindings, &push, nt * n_head)?;
     matvec(r, s, &w.wo, &s.att, 0, n, &s.proj)?;
     if let Some(pn) = &w.post_attn_norm {
         norm(r, &s.proj, pn, &s.proj, d, nt)?;
@@ -575,7 +675,13 @@ impl Uploader<'_> {
         Ok(DeviceMatrix { shader, rows: m.rows, cols: m.cols, chunks })
     }
 
-    fn layer(&self, w: &LayerWeights, k_bytes: usize, v_bytes: usize) -> Result<DeviceLayer> {
+    fn layer(
+        &self,
+        w: &LayerWeights,
+        k_bytes: usize,
+        v_bytes: usize,
+        (sinks_rows, ring, windowed): (usize, usize, bool),
+    ) -> Result<DeviceLayer> {
         let opt = |v: &Option<Vec<f32>>| v.as_deref().map(|v| self.vector(v)).transpose();
         let zeroed = |bytes: usize| -> Result<Buffer> {
             // Zeroed so that the cache never holds stale data from earlier use of the memory.
@@ -601,6 +707,9 @@ impl Uploader<'_> {
             w_down: self.matrix(&w.w_down)?,
             k_cache: zeroed(k_bytes)?,
             v_cache: zeroed(v_bytes)?,
+            sinks_rows,
+            ring,
+            windowed,
         })
     }
 }

@@ -16,7 +16,7 @@ use std::sync::RwLockReadGuard;
 use fovea_kernels::ops::{OpKernels, RopeTable, ValueAcc, ValueOrder};
 
 use super::gather::{gather, gather_f16, rerotate, Gathered};
-use super::mode::{KvMode, KvType, PositionMode, Scoring};
+use super::mode::{KvMode, KvPlan, KvType, PositionMode, Scoring};
 use super::select::{dilated_positions, merge, select_pages, top_pages_exact, Kernels, Queries, Want};
 use super::sparse::{Memo, SparseKv};
 use crate::attention::AttnShape;
@@ -137,7 +137,8 @@ pub fn attention(
 }
 
 /// Where a chunk of queries at positions p0..p1 of one layer stands against its budget.
-pub(super) struct ChunkView {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkView {
     /// Everything fits: every query sees 0..=p, as in the full cache.
     pub fits: bool,
     pub sinks: usize,
@@ -155,20 +156,56 @@ pub(super) struct ChunkView {
 
 impl ChunkView {
     pub fn new(kv: &SparseKv, layer: usize, p0: usize, p1: usize) -> ChunkView {
-        let (sinks, window, budget) = match kv.local[layer] {
-            Some(w) => (0, w, w),
-            None => (kv.plan.sinks, kv.plan.window, kv.plan.budget),
-        };
-        let fits = p1 <= budget;
+        match kv.local[layer] {
+            Some(w) => {
+                let fits = p1 <= w;
+                ChunkView {
+                    fits,
+                    sinks: 0,
+                    window: w,
+                    wstart: if fits { 0 } else { (p0 + 1).saturating_sub(w) },
+                    renumbered: !fits && renumber(&kv.plan, kv.n_ctx_train, p1),
+                    choose: false,
+                    last: p1 - 1,
+                }
+            }
+            None => ChunkView::global(&kv.plan, kv.n_ctx_train, p0, p1),
+        }
+    }
+
+    /// The view of a global layer (not sliding-window) under `plan`: what the Vulkan backend's
+    /// window mode follows, so the device attends to what the CPU would.
+    pub(crate) fn global(plan: &KvPlan, n_ctx_train: usize, p0: usize, p1: usize) -> ChunkView {
+        let fits = p1 <= plan.budget;
         ChunkView {
             fits,
-            sinks,
-            window,
-            wstart: if fits { 0 } else { (p0 + 1).saturating_sub(window) },
-            renumbered: !fits && renumber(kv, p1),
-            choose: !fits && kv.local[layer].is_none(),
+            sinks: plan.sinks,
+            window: plan.window,
+            wstart: if fits { 0 } else { (p0 + 1).saturating_sub(plan.window) },
+            renumbered: !fits && renumber(plan, n_ctx_train, p1),
+            choose: !fits,
             last: p1 - 1,
         }
+    }
+}
+
+/// Where memory entry i of n_mem (true position p) is attended when the chunk whose last query
+/// is at `last` re-numbers positions, its window region starting at `wstart`.
+pub(crate) fn renumbered_position(
+    plan: &KvPlan,
+    n_ctx_train: usize,
+    last: usize,
+    wstart: usize,
+    n_mem: usize,
+    i: usize,
+    p: usize,
+) -> usize {
+    match plan.positions {
+        PositionMode::Fixed => (wstart - 1).max(p),
+        // Clamp: no query sees a key farther than the trained distance, including the decoding
+        // steps that reuse this selection (up to select_chunk positions later).
+        PositionMode::Clamp => (last + plan.select_chunk).saturating_sub(n_ctx_train).max(p),
+        _ => (wstart - n_mem + i).max(p),
     }
 }
 
@@ -298,14 +335,11 @@ impl<'a> Selector<'a> {
             return;
         }
         eff.clear();
-        // Clamp: no query sees a key farther than the trained distance, including the decoding
-        // steps that reuse this selection (up to select_chunk positions later).
-        let farthest = (view.last + kv.plan.select_chunk).saturating_sub(kv.n_ctx_train);
-        eff.extend(pos.iter().enumerate().map(|(i, &p)| match kv.plan.positions {
-            PositionMode::Fixed => (wstart - 1).max(p),
-            PositionMode::Clamp => farthest.max(p),
-            _ => (wstart - n_mem + i).max(p),
-        }));
+        eff.extend(
+            pos.iter()
+                .enumerate()
+                .map(|(i, &p)| renumbered_position(&kv.plan, kv.n_ctx_train, view.last, wstart, n_mem, i, p)),
+        );
         rerotate(self.rope, keys, kv.store.shape().head_dim, pos, eff);
     }
 }
@@ -343,9 +377,9 @@ fn window_segments(kv: &SparseKv, layer: usize, h: usize, region: Range<usize>) 
 }
 
 /// Whether the chunk ending before p1 attends at re-numbered positions.
-fn renumber(kv: &SparseKv, p1: usize) -> bool {
-    match kv.plan.positions {
-        PositionMode::Auto | PositionMode::Clamp => p1 > kv.n_ctx_train,
+fn renumber(plan: &KvPlan, n_ctx_train: usize, p1: usize) -> bool {
+    match plan.positions {
+        PositionMode::Auto | PositionMode::Clamp => p1 > n_ctx_train,
         PositionMode::True => false,
         PositionMode::Renumber | PositionMode::Fixed => true,
     }

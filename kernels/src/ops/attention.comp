@@ -1,12 +1,18 @@
 #version 450
 // Causal self-attention over the device KV cache, one workgroup per (token, query head):
 // out (n_tok, n_head, hdv) = softmax(kq_scale * q · Kᵀ over the visible positions) · V.
-// The cache of one layer is K (n_ctx, n_kv, hd) and V (n_ctx, n_kv, hdv), row = position.
-// Token t (position pos0 + t) sees positions [first, pos0 + t], first = 0 for global layers
-// and pos0 + t + 1 - window for sliding-window layers. pos0 is read from the step buffer (the
-// host writes it before each submission), not a push constant, so that a command buffer
-// recorded once serves every position: the work per workgroup follows the KV length, the
-// number of workgroups (n_tok * n_head) does not depend on it.
+// The cache of one layer is K (rows, n_kv, hd) and V (rows, n_kv, hdv): positions below
+// `sinks_rows` have rows of their own, later ones share a ring of `ring` rows
+// (row = sinks_rows + (position - sinks_rows) % ring; the full cache is the ring that never
+// wraps). Token t (position pos0 + t) sees positions [first, pos0 + t], first = 0 for global
+// layers and pos0 + t + 1 - window for sliding-window layers; with `vis` (the window KV mode's
+// global layers) it sees the sinks 0..n_sink and the positions lo..=pos0 + t, both from the
+// token's record in binding 5, the sinks' keys re-rotated by the record's cos/sin when the
+// cache re-numbers them (past the trained context), exactly as the CPU's window mode decides.
+// pos0 is read from the step buffer (the host writes it before each submission), not a push
+// constant, so that a command buffer recorded once serves every position: the work per
+// workgroup follows the KV length, the number of workgroups (n_tok * n_head) does not depend
+// on it.
 //
 // Memory access: the query is staged in shared memory; keys are taken WG at a time, one key
 // row per invocation (each invocation reads its key's hd floats: strided across invocations,
@@ -30,6 +36,11 @@ layout(push_constant) uniform Push {
     uint hdv;
     uint window;   // 0: global
     float kq_scale;
+    uint sinks_rows; // positions with rows of their own before the ring
+    uint ring;       // rows of the ring after them
+    uint vis;        // 1: visibility per token from binding 5
+    uint n_rot;      // rotated dims (re-rotation of sinks)
+    uint neox;       // pair layout: 0 (2i, 2i+1), 1 (i, i + n_rot/2)
 } p;
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };    // (n_tok, n_head, hd)
@@ -37,6 +48,9 @@ layout(std430, binding = 1) readonly buffer K { float k[]; };    // (n_ctx, n_kv
 layout(std430, binding = 2) readonly buffer V { float v[]; };    // (n_ctx, n_kv, hdv)
 layout(std430, binding = 3) writeonly buffer O { float o[]; };   // (n_tok, n_head, hdv)
 layout(std430, binding = 4) readonly buffer Step { uint pos0; } step;
+// Per token t, words 4t..4t+3: lo, n_sink, cs (word offset of the sinks' cos/sin: n_sink x
+// n_rot/2 pairs (cos, sin) as float bits; 0xffffffff: not re-rotated), unused.
+layout(std430, binding = 5) readonly buffer Vis { uint vis[]; };
 
 shared float qs[MAX_HD];
 shared float ps[WG];  // the chunk's scores, then weights
@@ -72,6 +86,10 @@ float reduce_sum(float val) {
     return r;
 }
 
+uint row_of(uint j) {
+    return j < p.sinks_rows ? j : p.sinks_rows + (j - p.sinks_rows) % p.ring;
+}
+
 void main() {
     uint item = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     if (item >= p.n_tok * p.n_head) {
@@ -84,6 +102,16 @@ void main() {
     uint kvh = h / p.group;
     uint pos = step.pos0 + t;
     uint first = (p.window == 0u || pos + 1u < p.window) ? 0u : pos + 1u - p.window;
+    uint n_sink = 0u;
+    uint cs = 0xffffffffu;
+    if (p.vis != 0u) {
+        first = vis[4u * t];
+        n_sink = vis[4u * t + 1u];
+        cs = vis[4u * t + 2u];
+    }
+    // Visible entries: index e < n_sink is sink e, the rest are positions first.. in order.
+    uint n_vis = n_sink + pos + 1u - first;
+    uint half_rot = p.n_rot / 2u;
 
     for (uint i = tid; i < p.hd; i += WG) {
         qs[i] = q[item * p.hd + i];
@@ -97,30 +125,51 @@ void main() {
     for (uint i = 0u; i < DPT; ++i) {
         acc[i] = 0.0;
     }
-    for (uint c0 = first; c0 <= pos; c0 += WG) {
-        uint j = c0 + tid;
+    for (uint c0 = 0u; c0 < n_vis; c0 += WG) {
+        uint e = c0 + tid;
         float s = NEG_INF;
-        if (j <= pos) {
-            uint kb = (j * n_kv + kvh) * p.hd;
+        if (e < n_vis) {
+            uint j = e < n_sink ? e : first + (e - n_sink);
+            uint kb = (row_of(j) * n_kv + kvh) * p.hd;
             float dot = 0.0;
-            for (uint i = 0u; i < p.hd; ++i) {
-                dot = fma(qs[i], k[kb + i], dot);
+            if (e < n_sink && cs != 0xffffffffu) {
+                // The key as the CPU re-rotates it: each pair (a, b) turned by the sink's angle.
+                uint at = cs + 2u * e * half_rot;
+                for (uint f = 0u; f < half_rot; ++f) {
+                    uint a = p.neox != 0u ? f : 2u * f;
+                    uint b = p.neox != 0u ? f + half_rot : 2u * f + 1u;
+                    float c = uintBitsToFloat(vis[at + 2u * f]);
+                    float sn = uintBitsToFloat(vis[at + 2u * f + 1u]);
+                    float k0 = k[kb + a];
+                    float k1 = k[kb + b];
+                    dot = fma(qs[a], k0 * c - k1 * sn, dot);
+                    dot = fma(qs[b], k0 * sn + k1 * c, dot);
+                }
+                for (uint i = p.n_rot; i < p.hd; ++i) {
+                    dot = fma(qs[i], k[kb + i], dot);
+                }
+            } else {
+                for (uint i = 0u; i < p.hd; ++i) {
+                    dot = fma(qs[i], k[kb + i], dot);
+                }
             }
             s = dot * p.kq_scale;
         }
         float m_new = max(m, reduce_max(s));
         float corr = exp(m - m_new); // 0 on the first chunk (m = -inf)
-        float pj = (j <= pos) ? exp(s - m_new) : 0.0;
+        float pj = (e < n_vis) ? exp(s - m_new) : 0.0;
         ps[tid] = pj;
         l = l * corr + reduce_sum(pj); // reduce_sum's barriers also publish ps
         m = m_new;
-        uint nc = min(WG, pos + 1u - c0);
+        uint nc = min(WG, n_vis - c0);
         for (uint i = 0u; i < DPT; ++i) {
             uint dim = tid + i * WG;
             if (dim < p.hdv) {
                 float a = acc[i] * corr;
                 for (uint jj = 0u; jj < nc; ++jj) {
-                    a = fma(ps[jj], v[((c0 + jj) * n_kv + kvh) * p.hdv + dim], a);
+                    uint ej = c0 + jj;
+                    uint j = ej < n_sink ? ej : first + (ej - n_sink);
+                    a = fma(ps[jj], v[(row_of(j) * n_kv + kvh) * p.hdv + dim], a);
                 }
                 acc[i] = a;
             }

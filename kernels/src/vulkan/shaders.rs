@@ -23,9 +23,10 @@ pub enum Shader {
     Softmax,
     Activation,
     Axpy,
-    /// Attention over the device KV cache; binding 4 is the step buffer (pos0).
+    /// Attention over the device KV cache; binding 4 is the step buffer (pos0), binding 5 the
+    /// per-token visibility of the window KV mode (read when push constant 9 is set).
     Attention,
-    /// Rows into a KV cache at the step buffer's pos0 (binding 2).
+    /// Rows into a KV cache (a ring past its sink rows) at the step buffer's pos0 (binding 2).
     KvStore,
 }
 
@@ -109,7 +110,7 @@ impl Shader {
         match self {
             Shader::Softmax => 1,
             Shader::Rope | Shader::Activation | Shader::Axpy | Shader::QuantizeQ8 => 2,
-            Shader::Attention => 5,
+            Shader::Attention => 6,
             _ => 3,
         }
     }
@@ -117,11 +118,11 @@ impl Shader {
     /// Bytes of the shader's push-constant block.
     pub fn push_bytes(self) -> u32 {
         4 * match self {
-            Shader::Softmax | Shader::Activation | Shader::KvStore => 2,
+            Shader::Softmax | Shader::Activation => 2,
             Shader::Axpy => 3,
-            Shader::RmsNorm | Shader::QuantizeQ8 => 4,
+            Shader::RmsNorm | Shader::QuantizeQ8 | Shader::KvStore => 4,
             Shader::Rope => 5,
-            Shader::Attention => 7,
+            Shader::Attention => 12,
             _ => 6, // the matvecs
         }
     }
