@@ -16,16 +16,7 @@ fn model() -> (support::TempFile, Model) {
 
 /// Deterministic token ids in the vocabulary.
 fn tokens(model: &Model, n: usize) -> Vec<u32> {
-    let v = model.config.n_vocab as u64;
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % v) as u32
-        })
-        .collect()
+    support::token_ids(model.config.n_vocab, n, 0x2545_f491_4f6c_dd1d)
 }
 
 fn kv(mode: KvMode, budget: usize) -> KvOptions {

@@ -30,16 +30,7 @@ fn device() -> Option<Arc<Gpu>> {
 
 /// Deterministic token ids in the vocabulary.
 fn tokens(model: &Model, n: usize) -> Vec<u32> {
-    let v = model.config.n_vocab as u64;
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % v) as u32
-        })
-        .collect()
+    support::token_ids(model.config.n_vocab, n, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Logits of every token: the first `prompt` tokens as one batch (micro-batches of 16), the

@@ -13,6 +13,19 @@
 mod tiny_llama;
 mod vocab;
 
+/// n deterministic token ids below n_vocab (xorshift from `seed`): inputs for the model tests.
+pub fn token_ids(n_vocab: usize, n: usize, seed: u64) -> Vec<u32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % n_vocab as u64) as u32
+        })
+        .collect()
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
