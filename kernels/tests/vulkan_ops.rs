@@ -151,7 +151,7 @@ const MATVEC_TYPES: [GgmlType; 8] = [
 /// quantized weights the activations are first quantized on the device, as the engine does.
 fn gpu_matvec(
     gpu: &Arc<Gpu>,
-    ty: GgmlType,
+    shader: Shader,
     wq: &[u8],
     rows: usize,
     cols: usize,
@@ -170,7 +170,6 @@ fn gpu_matvec(
             (r0, nr, upload(gpu, &wq[r0 * row_bytes..(r0 + nr) * row_bytes]))
         })
         .collect();
-    let shader = Shader::matvec(ty).expect("matvec shader");
     let mut r = Recorder::new(gpu).expect("recorder");
     let xq = shader.act_quant().map(|act| {
         let b = gpu.alloc(MemKind::Device, (4 * n_tok * act.row_words(cols)) as u64).expect("alloc");
@@ -223,8 +222,15 @@ fn check_matvec(gpu: &Arc<Gpu>, ty: GgmlType, rows: usize, blocks: usize, n_tok:
     let w = values(rows * cols, 1 + blocks as u64);
     let x = values(n_tok * cols, 2 + rows as u64);
     let wq = quantize_rows(ty, &w);
-    let got = gpu_matvec(gpu, ty, &wq, rows, cols, &x, parts);
+    let shader = Shader::matvec(ty).expect("matvec shader");
+    let got = gpu_matvec(gpu, shader, &wq, rows, cols, &x, parts);
     let what = format!("matvec {ty} rows {rows} blocks {blocks} n_tok {n_tok}");
+    // The packed-dot variant forms the same integer sums: the same bits, where the device has it.
+    if let (Some(dot4), true) = (shader.dot4(), gpu.info.integer_dot) {
+        let packed = gpu_matvec(gpu, dot4, &wq, rows, cols, &x, parts);
+        let bits = |y: &[f32]| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&packed), bits(&got), "{what}: the dot4 variant differs from the plain one");
+    }
     let worst = if Shader::matvec(ty).and_then(Shader::act_quant).is_some() {
         let (want, scale) = quantized_reference(ty, &wq, rows, cols, &x);
         let worst = check(&what, &got, &want, |i| 2e-6 * scale[i] + 1e-6);
@@ -324,6 +330,17 @@ fn quantize_q8_matches_cpu_bytes() {
         assert_eq!(got, device_layout(act, &row), "quantize {act:?} at an offset");
         assert_no_validation_messages(&gpu);
         eprintln!("quantize {act:?}: identical bytes");
+    }
+}
+
+/// CI's device (Mesa lavapipe 22.3) has shaderIntegerDotProduct, so the packed-dot matvecs
+/// are compared there, not skipped.
+#[test]
+fn lavapipe_runs_the_packed_dot_matvecs() {
+    let Some(gpu) = gpu() else { return };
+    eprintln!("{}: integer dot product {}", gpu.info.name, gpu.info.integer_dot);
+    if gpu.info.name.contains("llvmpipe") {
+        assert!(gpu.info.integer_dot, "lavapipe should offer shaderIntegerDotProduct");
     }
 }
 

@@ -225,7 +225,9 @@ impl VulkanForward {
             .into());
         }
         let staging = gpu.alloc(MemKind::Staging, UPLOAD_STAGING)?;
-        let up = Uploader { gpu: &gpu, staging: &staging, file: model.file_bytes() };
+        // Packed-dot matvecs where the device has them (`FOVEA_VK_DOT4=0`: the plain ones, to compare).
+        let dot4 = gpu.info.integer_dot && std::env::var("FOVEA_VK_DOT4").map_or(true, |v| v.trim() != "0");
+        let up = Uploader { gpu: &gpu, staging: &staging, file: model.file_bytes(), dot4 };
         let (kv_dim, v_dim) = (c.n_head_kv * hd, c.n_head_kv * hdv);
         // The CPU cache's rows per layer (sliding-window layers: a ring of window + n_ubatch),
         // or the window mode's sinks and ring on global layers.
@@ -637,6 +639,8 @@ struct Uploader<'a> {
     gpu: &'a Arc<Gpu>,
     staging: &'a Buffer,
     file: &'a [u8],
+    /// Use the quantized matvecs' packed-dot variants (same bits, the device's dot4 instruction).
+    dot4: bool,
 }
 
 impl Uploader<'_> {
@@ -663,6 +667,7 @@ impl Uploader<'_> {
                 m.name
             ))
         })?;
+        let shader = if self.dot4 { shader.dot4().unwrap_or(shader) } else { shader };
         let row_bytes = bytes.len() / m.rows.max(1);
         let max_rows = (self.gpu.info.max_binding_bytes as usize / row_bytes.max(1)).max(1);
         let mut chunks = Vec::new();

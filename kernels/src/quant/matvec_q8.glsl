@@ -9,8 +9,10 @@
 // Memory access as matvec.glsl: WG / LANES rows per workgroup, LANES invocations per row striding
 // over 32-element units; each unit's weights are decoded to 32 ints once and dotted with up to
 // NT activation rows. Activation quants are read as packed words (4 x i8), about a quarter of
-// the f32 activation traffic. The integer dot is plain int math (4 multiplies per word); the
-// packed dot4 instruction (GL_EXT_integer_dot_product) would be the obvious next step.
+// the f32 activation traffic. The integer dot is plain int math (4 multiplies per word), or,
+// with DOT4 defined (the `_dot4` variants, for devices with shaderIntegerDotProduct), the unit's
+// weights packed once into 8 words of 4 x i8 and each word's dot one OpSDot (packed 4x8):
+// the same exact integer sums, so the two variants give the same bits.
 //
 // Each type's file defines, before including this one:
 //   ABLOCK, AWORDS     elements and 32-bit words of one activation block (32/9 or 256/73)
@@ -20,6 +22,14 @@
 //                      first and second 16 elements; ab is the activation block's first word
 
 #extension GL_EXT_control_flow_attributes : require
+#ifdef DOT4
+#extension GL_EXT_spirv_intrinsics : require
+// OpSDot (SPV_KHR_integer_dot_product) on two words of 4 x i8, format PackedVectorFormat4x8Bit
+// (0); capabilities DotProduct (6019) and DotProductInput4x8BitPacked (6018). glslang 12 has no
+// GL_EXT_integer_dot_product, so the instruction is declared directly.
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4x8(uint a, uint b, spirv_literal int packed_format);
+#endif
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;   // invocations per workgroup, a power of two
@@ -67,17 +77,30 @@ void main() {
             int wv[32];
             vec4 par;
             load_unit(row_byte, u, wv, par);
+#ifdef DOT4
+            uint wp[8]; // the unit's weights as 8 words of 4 x i8 (byte j of word k: element 4k + j)
+            [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+                wp[k] = (uint(wv[4u * k]) & 0xFFu) | ((uint(wv[4u * k + 1u]) & 0xFFu) << 8)
+                    | ((uint(wv[4u * k + 2u]) & 0xFFu) << 16) | (uint(wv[4u * k + 3u]) << 24);
+            }
+#endif
             [[unroll]] for (uint i = 0u; i < NT; ++i) {
                 if (i < nt) {
                     uint ab = p.x_offset + (t0 + i) * row_words + (u / UPB) * AWORDS;
                     uint qw = ab + 1u + (u % UPB) * 8u;
                     int s[2] = int[2](0, 0);
+#ifdef DOT4
+                    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+                        s[k / 4u] += sdot4x8(wp[k], xq[qw + k], 0);
+                    }
+#else
                     [[unroll]] for (uint k = 0u; k < 8u; ++k) {
                         int a = int(xq[qw + k]);
                         [[unroll]] for (uint j = 0u; j < 4u; ++j) {
                             s[k / 4u] += wv[4u * k + j] * bitfieldExtract(a, int(8u * j), 8);
                         }
                     }
+#endif
                     acc[i] += unit_value(par, s[0], s[1], ab, u);
                 }
             }

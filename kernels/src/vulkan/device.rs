@@ -56,6 +56,9 @@ pub struct DeviceInfo {
     pub max_binding_bytes: u64,
     pub min_storage_align: u64,
     pub subgroup_size: u32,
+    /// `shaderIntegerDotProduct` (VK_KHR_shader_integer_dot_product), enabled when the device
+    /// has it: the quantized matvecs' packed-dot variants may run.
+    pub integer_dot: bool,
 }
 
 /// The records of the validation messenger (boxed so its address stays fixed).
@@ -247,18 +250,36 @@ impl Gpu {
             let mut props2 = vk::PhysicalDeviceProperties2::default().push_next(&mut subgroup);
             instance.get_physical_device_properties2(chosen, &mut props2);
             let p = props2.properties;
+            // Packed integer dot products: the extension and its feature, enabled when present.
+            let dev_exts = instance
+                .enumerate_device_extension_properties(chosen)
+                .call("vkEnumerateDeviceExtensionProperties")?;
+            let dot_ext = ash::khr::shader_integer_dot_product::NAME;
+            let integer_dot = dev_exts.iter().any(|e| e.extension_name_as_c_str() == Ok(dot_ext)) && {
+                let mut dot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
+                let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut dot);
+                instance.get_physical_device_features2(chosen, &mut f2);
+                dot.shader_integer_dot_product == vk::TRUE
+            };
             let info = DeviceInfo {
                 name: p.device_name_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
                 kind: p.device_type,
                 max_binding_bytes: p.limits.max_storage_buffer_range as u64,
                 min_storage_align: p.limits.min_storage_buffer_offset_alignment,
                 subgroup_size: subgroup.subgroup_size,
+                integer_dot,
             };
             let priorities = [1.0f32];
             let queues = [vk::DeviceQueueCreateInfo::default()
                 .queue_family_index(family)
                 .queue_priorities(&priorities)];
-            let dinfo = vk::DeviceCreateInfo::default().queue_create_infos(&queues);
+            let mut dot =
+                vk::PhysicalDeviceShaderIntegerDotProductFeatures::default().shader_integer_dot_product(true);
+            let dev_ext_names = [dot_ext.as_ptr()];
+            let mut dinfo = vk::DeviceCreateInfo::default().queue_create_infos(&queues);
+            if integer_dot {
+                dinfo = dinfo.enabled_extension_names(&dev_ext_names).push_next(&mut dot);
+            }
             let device = instance.create_device(chosen, &dinfo, None).call("vkCreateDevice")?;
             let queue = device.get_device_queue(family, 0);
             let mem_props = instance.get_physical_device_memory_properties(chosen);

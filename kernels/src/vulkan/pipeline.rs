@@ -55,6 +55,12 @@ impl Gpu {
     /// The pipeline of `shader` with specialization constants `spec` (workgroup size, matvec
     /// lanes per row, matvec tokens per pass).
     pub(crate) fn pipeline(&self, shader: Shader, spec: [u32; 3]) -> Result<Pipeline, VulkanError> {
+        if shader.needs_integer_dot() && !self.info.integer_dot {
+            return Err(VulkanError::Unsupported(format!(
+                "{shader:?} needs shaderIntegerDotProduct, which {} lacks",
+                self.info.name
+            )));
+        }
         let mut cache =
             self.pipelines.lock().map_err(|_| VulkanError::Unsupported("pipeline lock poisoned".into()))?;
         if let Some(p) = cache.map.get(&(shader, spec)) {

@@ -16,6 +16,14 @@ pub enum Shader {
     MatvecQ8_0,
     MatvecQ4K,
     MatvecQ6K,
+    /// The quantized matvecs with packed 4 x i8 dot products (`shaderIntegerDotProduct`
+    /// devices only): the same integer sums, so the same bits as the plain ones.
+    MatvecQ4_0Dot4,
+    MatvecQ4_1Dot4,
+    MatvecQ5_0Dot4,
+    MatvecQ8_0Dot4,
+    MatvecQ4KDot4,
+    MatvecQ6KDot4,
     /// Activation rows to Q8_0 / Q8_1 / Q8_K words (push constant 3 is [`ActQuant`]).
     QuantizeQ8,
     RmsNorm,
@@ -37,7 +45,7 @@ macro_rules! spirv {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 16] = [
+    pub const ALL: [Shader; 22] = [
         Shader::MatvecF32,
         Shader::MatvecF16,
         Shader::MatvecQ4_0,
@@ -46,6 +54,12 @@ impl Shader {
         Shader::MatvecQ8_0,
         Shader::MatvecQ4K,
         Shader::MatvecQ6K,
+        Shader::MatvecQ4_0Dot4,
+        Shader::MatvecQ4_1Dot4,
+        Shader::MatvecQ5_0Dot4,
+        Shader::MatvecQ8_0Dot4,
+        Shader::MatvecQ4KDot4,
+        Shader::MatvecQ6KDot4,
         Shader::QuantizeQ8,
         Shader::RmsNorm,
         Shader::Rope,
@@ -71,14 +85,47 @@ impl Shader {
         })
     }
 
+    /// The packed-dot variant of a quantized matvec shader, if it has one.
+    pub fn dot4(self) -> Option<Shader> {
+        Some(match self {
+            Shader::MatvecQ4_0 => Shader::MatvecQ4_0Dot4,
+            Shader::MatvecQ4_1 => Shader::MatvecQ4_1Dot4,
+            Shader::MatvecQ5_0 => Shader::MatvecQ5_0Dot4,
+            Shader::MatvecQ8_0 => Shader::MatvecQ8_0Dot4,
+            Shader::MatvecQ4K => Shader::MatvecQ4KDot4,
+            Shader::MatvecQ6K => Shader::MatvecQ6KDot4,
+            _ => return None,
+        })
+    }
+
+    /// Whether the shader needs the device's `shaderIntegerDotProduct`.
+    pub fn needs_integer_dot(self) -> bool {
+        matches!(
+            self,
+            Shader::MatvecQ4_0Dot4
+                | Shader::MatvecQ4_1Dot4
+                | Shader::MatvecQ5_0Dot4
+                | Shader::MatvecQ8_0Dot4
+                | Shader::MatvecQ4KDot4
+                | Shader::MatvecQ6KDot4
+        )
+    }
+
     /// The activation format a matvec shader reads: `None` for the float matvecs (F32, F16),
     /// which take f32 activations as the CPU does for those types; otherwise the quantized
     /// partner that `QuantizeQ8` must first write (the CPU's `vec_dot_type`).
     pub fn act_quant(self) -> Option<ActQuant> {
         match self {
-            Shader::MatvecQ4_0 | Shader::MatvecQ5_0 | Shader::MatvecQ8_0 => Some(ActQuant::Q8_0),
-            Shader::MatvecQ4_1 => Some(ActQuant::Q8_1),
-            Shader::MatvecQ4K | Shader::MatvecQ6K => Some(ActQuant::Q8K),
+            Shader::MatvecQ4_0
+            | Shader::MatvecQ5_0
+            | Shader::MatvecQ8_0
+            | Shader::MatvecQ4_0Dot4
+            | Shader::MatvecQ5_0Dot4
+            | Shader::MatvecQ8_0Dot4 => Some(ActQuant::Q8_0),
+            Shader::MatvecQ4_1 | Shader::MatvecQ4_1Dot4 => Some(ActQuant::Q8_1),
+            Shader::MatvecQ4K | Shader::MatvecQ6K | Shader::MatvecQ4KDot4 | Shader::MatvecQ6KDot4 => {
+                Some(ActQuant::Q8K)
+            }
             _ => None,
         }
     }
@@ -94,6 +141,12 @@ impl Shader {
             Shader::MatvecQ8_0 => spirv!("matvec_q8_0"),
             Shader::MatvecQ4K => spirv!("matvec_q4_k"),
             Shader::MatvecQ6K => spirv!("matvec_q6_k"),
+            Shader::MatvecQ4_0Dot4 => spirv!("matvec_q4_0_dot4"),
+            Shader::MatvecQ4_1Dot4 => spirv!("matvec_q4_1_dot4"),
+            Shader::MatvecQ5_0Dot4 => spirv!("matvec_q5_0_dot4"),
+            Shader::MatvecQ8_0Dot4 => spirv!("matvec_q8_0_dot4"),
+            Shader::MatvecQ4KDot4 => spirv!("matvec_q4_k_dot4"),
+            Shader::MatvecQ6KDot4 => spirv!("matvec_q6_k_dot4"),
             Shader::QuantizeQ8 => spirv!("quantize_q8"),
             Shader::RmsNorm => spirv!("rmsnorm"),
             Shader::Rope => spirv!("rope"),
