@@ -511,16 +511,36 @@ fn matvec(
     n: usize,
     y: &Buffer,
 ) -> Result<()> {
-    let (act, act_offset) = match w.shader.act_quant() {
-        Some(q) => {
-            r.quantize(q, x, x_offset, w.cols, n, &s.xq)?;
-            (&s.xq, 0)
+    matvecs(r, s, &[(w, y)], x, x_offset, n)
+}
+
+/// Several matvecs of the same input x (n, cols) (Q, K and V; gate and up), recorded in order:
+/// the input is quantized once for each run of matrices that read the same activation format,
+/// not once per matrix (every matrix of a layer usually shares one format).
+fn matvecs(
+    r: &mut Recorder,
+    s: &Scratch,
+    ws: &[(&DeviceMatrix, &Buffer)],
+    x: &Buffer,
+    x_offset: usize,
+    n: usize,
+) -> Result<()> {
+    let mut in_xq = None; // (format, cols) s.xq holds
+    for &(w, y) in ws {
+        let (act, act_offset) = match w.shader.act_quant() {
+            Some(q) => {
+                if in_xq != Some((q, w.cols)) {
+                    r.quantize(q, x, x_offset, w.cols, n, &s.xq)?;
+                    in_xq = Some((q, w.cols));
+                }
+                (&s.xq, 0)
+            }
+            None => (x, x_offset),
+        };
+        for (r0, rows, buf) in &w.chunks {
+            let push = [w.cols as u32, *rows as u32, n as u32, act_offset as u32, w.rows as u32, *r0 as u32];
+            r.matvec(w.shader, n, &[buf, act, y], &push, *rows)?;
         }
-        None => (x, x_offset),
-    };
-    for (r0, rows, buf) in &w.chunks {
-        let push = [w.cols as u32, *rows as u32, n as u32, act_offset as u32, w.rows as u32, *r0 as u32];
-        r.matvec(w.shader, n, &[buf, act, y], &push, *rows)?;
     }
     Ok(())
 }
@@ -553,9 +573,7 @@ fn record_layer(
 
     // --- attention ---
     norm(r, &s.x, &w.attn_norm, &s.xn, d, nt)?;
-    matvec(r, s, &w.wq, &s.xn, 0, n, &s.q)?;
-    matvec(r, s, &w.wk, &s.xn, 0, n, &s.k)?;
-    matvec(r, s, &w.wv, &s.xn, 0, n, &s.v)?;
+    matvecs(r, s, &[(&w.wq, &s.q), (&w.wk, &s.k), (&w.wv, &s.v)], &s.xn, 0, n)?;
     if let (Some(qn), Some(kn)) = (&w.q_norm, &w.k_norm) {
         norm(r, &s.q, qn, &s.q, hd, nt * n_head)?;
         norm(r, &s.k, kn, &s.k, hd, nt * n_kv)?;
@@ -619,8 +637,7 @@ fn record_layer(
 
     // --- feed-forward: act(W_gate x) * (W_up x), then W_down ---
     norm(r, &s.x, &w.ffn_norm, &s.xn, d, nt)?;
-    matvec(r, s, &w.w_gate, &s.xn, 0, n, &s.gate)?;
-    matvec(r, s, &w.w_up, &s.xn, 0, n, &s.up)?;
+    matvecs(r, s, &[(&w.w_gate, &s.gate), (&w.w_up, &s.up)], &s.xn, 0, n)?;
     let kind = match c.ffn_act {
         FfnActivation::Silu => 0u32,
         FfnActivation::GeluTanh => 1,
