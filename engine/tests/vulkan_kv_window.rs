@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 
 use fovea_engine::backend::vulkan::shared_gpu;
-use fovea_engine::kv::{KvMode, KvOptions, PositionMode};
+use fovea_engine::kv::{KvMode, KvOptions, KvType, PositionMode};
 use fovea_engine::{Backend, EngineError, LoadOptions, Logits, Model, Session, SessionOptions};
 use fovea_kernels::vulkan::{DeviceOptions, Gpu};
 use support::TinyConfig;
@@ -72,15 +72,21 @@ fn window_mode_on_the_device_attends_as_the_cpu() {
         PositionMode::Clamp,
         PositionMode::True,
     ] {
-        let kv = window(40, positions);
-        let cpu = run(&model, kv.clone(), Backend::Cpu, &toks, 90);
-        let scale = cpu.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        for backend in [all, half] {
-            let dev = run(&model, kv.clone(), backend, &toks, 90);
-            let d = max_diff(&cpu, &dev);
-            eprintln!("{positions:?} {backend:?}: max |device - cpu| = {d:.3e} (logit scale {scale:.2})");
-            // f32 weights: only float reassociation separates the two (measured ~1e-6 of the scale).
-            assert!(d <= 1e-4 * scale, "{positions:?} {backend:?}: logits differ by {d}");
+        // f16 pages on the CPU: the device stores the same f16 values.
+        let types = [KvType::F32, KvType::F16];
+        for kv_type in types {
+            let kv = KvOptions { kv_type, ..window(40, positions) };
+            let cpu = run(&model, kv.clone(), Backend::Cpu, &toks, 90);
+            let scale = cpu.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            for backend in [all, half] {
+                let dev = run(&model, kv.clone(), backend, &toks, 90);
+                let d = max_diff(&cpu, &dev);
+                eprintln!("{positions:?} {kv_type:?} {backend:?}: max |device - cpu| = {d:.3e} (logit scale {scale:.2})");
+                // f32 weights: only float reassociation separates the two (measured ~3e-7 of the
+                // scale with f32 pages; with f16 pages ~2e-5, as a 1-ulp difference in a computed key
+                // sometimes lands on the other side of an f16 rounding boundary).
+                assert!(d <= 1e-4 * scale, "{positions:?} {kv_type:?} {backend:?}: logits differ by {d}");
+            }
         }
         let m = gpu.take_messages();
         assert!(m.is_empty(), "validation messages:\n{}", m.join("\n"));
@@ -101,6 +107,12 @@ fn window_mode_memory_is_bounded_and_other_modes_are_clear_errors() {
     let file = TinyConfig::default().build().write("vulkan-kv-window-errors");
     let model = Model::load(file.path(), &LoadOptions::default()).unwrap();
     let backend = Backend::Vulkan { gpu_layers: None };
+    let q8 = KvOptions { kv_type: KvType::Q8_0, ..window(64, PositionMode::Auto) };
+    match Session::new(&model, &SessionOptions { kv: q8, backend, ..SessionOptions::default() }) {
+        Err(EngineError::Vulkan(m)) => assert!(m.contains("q8_0"), "{m}"),
+        Err(e) => panic!("q8_0 pages: wrong error {e}"),
+        Ok(_) => panic!("q8_0 pages accepted on Vulkan"),
+    }
     for mode in [KvMode::Fovea, KvMode::Dilated] {
         let kv = KvOptions { mode, budget: Some(64), ..KvOptions::default() };
         match Session::new(&model, &SessionOptions { kv, backend, ..SessionOptions::default() }) {

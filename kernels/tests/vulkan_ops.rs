@@ -589,10 +589,10 @@ fn attention_push(
     window: usize,
     scale: f32,
     rows: usize,
-) -> [u32; 12] {
+) -> [u32; 13] {
     let group = (n_head / n_kv) as u32;
     let (hd, rows) = (hd as u32, rows as u32);
-    [n_tok as u32, n_head as u32, group, hd, hd, window as u32, scale.to_bits(), 0, rows, 0, hd, 0]
+    [n_tok as u32, n_head as u32, group, hd, hd, window as u32, scale.to_bits(), 0, rows, 0, hd, 0, 0]
 }
 
 /// The window KV mode's attention: K/V rows in a ring after `sinks` rows of their own, each
@@ -604,26 +604,39 @@ fn attention_push(
 fn attention_over_window_records_and_ring_rows_matches_reference() {
     let Some(gpu) = gpu() else { return };
     // (n_head, n_kv, hd, n_rot, neox, sinks, ring, pos0, n_tok)
-    for (n_head, n_kv, hd, n_rot, neox, sinks, ring, pos0, n_tok) in [
+    let cases = [
         (9, 3, 64, 64, false, 4, 40, 300, 5),
         (4, 1, 32, 16, true, 3, 23, 150, 9),
         (2, 2, 16, 16, false, 0, 20, 45, 3),
-    ] {
+    ];
+    for ((n_head, n_kv, hd, n_rot, neox, sinks, ring, pos0, n_tok), kv_f16) in
+        cases.into_iter().flat_map(|c| [(c, false), (c, true)])
+    {
         let (kv_len, q_len) = (n_kv * hd, n_head * hd);
         let end = pos0 + n_tok;
         // Every position's k and v; the cache holds the sinks and the last `ring` positions.
         let (k_all, v_all) = (values(end * kv_len, 41), values(end * kv_len, 42));
+        // What the cache holds: the values themselves, or rounded to f16 as the CPU's pages.
+        let held = |x: &[f32]| -> Vec<f32> {
+            if kv_f16 {
+                x.iter().map(|&v| f16::from_f32(v).to_f32()).collect()
+            } else {
+                x.to_vec()
+            }
+        };
+        let (k_held, v_held) = (held(&k_all), held(&v_all));
         let q = values(n_tok * q_len, 43);
         let scale = 1.0 / (hd as f32).sqrt();
         let rows = sinks + ring;
         let row_of = |j: usize| if j < sinks { j } else { sinks + (j - sinks) % ring };
         let dev = |floats: usize| gpu.alloc(MemKind::Device, 4 * floats as u64).expect("alloc");
-        let (k_cache, v_cache) = (dev(rows * kv_len), dev(rows * kv_len));
+        let cache_words = if kv_f16 { rows * kv_len / 2 } else { rows * kv_len };
+        let (k_cache, v_cache) = (dev(cache_words), dev(cache_words));
         // Store positions 0..end in batches of n_tok through kv_store, as the engine does.
         for b0 in (0..end).step_by(n_tok) {
             let nb = n_tok.min(end - b0);
             let step = upload(&gpu, &(b0 as u32).to_le_bytes());
-            let push = [kv_len as u32, nb as u32, sinks as u32, ring as u32];
+            let push = [kv_len as u32, nb as u32, sinks as u32, ring as u32, kv_f16 as u32];
             let groups = ((nb * kv_len) as u32).div_ceil(WORKGROUP);
             for (all, cache) in [(&k_all, &k_cache), (&v_all, &v_cache)] {
                 let src = upload_f32(&gpu, &all[b0 * kv_len..(b0 + nb) * kv_len]);
@@ -631,9 +644,20 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
             }
         }
         // The rings hold the sinks and the last `ring` positions, bit for bit.
-        let stored = download_f32(&gpu, &k_cache, rows * kv_len);
+        let words = download_f32(&gpu, &k_cache, cache_words);
+        let stored: Vec<f32> = if kv_f16 {
+            words
+                .iter()
+                .flat_map(|w| {
+                    let b = w.to_bits();
+                    [f16::from_bits(b as u16).to_f32(), f16::from_bits((b >> 16) as u16).to_f32()]
+                })
+                .collect()
+        } else {
+            words
+        };
         for j in (0..sinks).chain(end.saturating_sub(ring).max(sinks)..end) {
-            let (got, want) = (&stored[row_of(j) * kv_len..][..kv_len], &k_all[j * kv_len..][..kv_len]);
+            let (got, want) = (&stored[row_of(j) * kv_len..][..kv_len], &k_held[j * kv_len..][..kv_len]);
             assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "row of position {j}");
         }
         // Records: token t sees n_sink sinks (re-rotated for odd t) and lo..=p.
@@ -656,7 +680,9 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
                 turns.push(None);
                 u32::MAX
             };
-            words[4 * t..4 * t + 4].copy_from_slice(&[lo as u32, n_sink as u32, cs, 0]);
+            // With f16 caches, every other turned token rounds its turned keys to f16 (decoding).
+            let round = (kv_f16 && t % 4 == 1) as u32;
+            words[4 * t..4 * t + 4].copy_from_slice(&[lo as u32, n_sink as u32, cs, round]);
         }
         let vis = upload(&gpu, bytemuck::cast_slice(&words));
         let step = upload(&gpu, &(pos0 as u32).to_le_bytes());
@@ -675,6 +701,7 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
             1,
             n_rot as u32,
             neox as u32,
+            kv_f16 as u32,
         ];
         let bindings = [&qb, &k_cache, &v_cache, &ob, &step, &vis];
         run(&gpu, Shader::Attention, &bindings, &push, (n_tok * n_head) as u32);
@@ -691,13 +718,21 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
                 let qh = &q[(t * n_head + h) * hd..][..hd];
                 let key = |e: usize, j: usize| -> Vec<f64> {
                     let mut k: Vec<f64> =
-                        k_all[(j * n_kv + kvh) * hd..][..hd].iter().map(|&x| x as f64).collect();
+                        k_held[(j * n_kv + kvh) * hd..][..hd].iter().map(|&x| x as f64).collect();
                     if let (Some(pairs), true) = (&turns[t], e < n_sink) {
+                        let round = words[4 * t + 3] != 0;
                         for f in 0..half {
                             let (a, b) = if neox { (f, f + half) } else { (2 * f, 2 * f + 1) };
                             let (c, s) = pairs[e * half + f];
-                            let (c, s) = (c as f64, s as f64);
-                            (k[a], k[b]) = (k[a] * c - k[b] * s, k[a] * s + k[b] * c);
+                            if round {
+                                // The CPU's f16 copy of a turned key: f32 plain products, rounded.
+                                let (k0, k1) = (k[a] as f32, k[b] as f32);
+                                let r = |x: f32| f16::from_f32(x).to_f32() as f64;
+                                (k[a], k[b]) = (r(k0 * c - k1 * s), r(k0 * s + k1 * c));
+                            } else {
+                                let (c, s) = (c as f64, s as f64);
+                                (k[a], k[b]) = (k[a] * c - k[b] * s, k[a] * s + k[b] * c);
+                            }
                         }
                     }
                     k
@@ -714,13 +749,15 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
                 let z: f64 = w.iter().sum();
                 let o = &mut want[(t * n_head + h) * hd..][..hd];
                 for (&j, wj) in entries.iter().zip(&w) {
-                    for (od, &vd) in o.iter_mut().zip(&v_all[(j * n_kv + kvh) * hd..][..hd]) {
+                    for (od, &vd) in o.iter_mut().zip(&v_held[(j * n_kv + kvh) * hd..][..hd]) {
                         *od += wj / z * vd as f64;
                     }
                 }
             }
         }
-        let what = format!("window attention heads {n_head}/{n_kv} hd {hd} rot {n_rot} neox {neox} sinks {sinks} ring {ring} pos0 {pos0}");
+        let what = format!(
+            "window attention heads {n_head}/{n_kv} hd {hd} rot {n_rot} neox {neox} sinks {sinks} ring {ring} pos0 {pos0} f16 {kv_f16}"
+        );
         let worst = check(&what, &got, &want, |i| 1e-5 * want[i].abs().max(1.0));
         eprintln!("{what}: max |gpu - ref| = {worst:.3e}");
         assert_no_validation_messages(&gpu);
@@ -758,7 +795,7 @@ fn recorded_generation_step_resubmitted_per_position() {
         r.copy(&stage_in, at(1 + q_len), &k, 0, at(kv_len)).expect("copy");
         r.copy(&stage_in, at(1 + q_len + kv_len), &v, 0, at(kv_len)).expect("copy");
         let groups = (kv_len as u32).div_ceil(WORKGROUP);
-        let store = [kv_len as u32, 1, 0, n_ctx as u32];
+        let store = [kv_len as u32, 1, 0, n_ctx as u32, 0];
         r.dispatch(Shader::KvStore, &[&k, &k_cache, &step], &store, groups).expect("store k");
         r.dispatch(Shader::KvStore, &[&v, &v_cache, &step], &store, groups).expect("store v");
         let push = attention_push(1, n_head, n_kv, hd, window, scale, n_ctx);

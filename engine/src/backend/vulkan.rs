@@ -30,7 +30,7 @@ use fovea_kernels::vulkan::{
 use super::vulkan_window::WindowPlan;
 use crate::config::{FfnActivation, ModelConfig};
 use crate::error::{EngineError, Result};
-use crate::kv::{KvMode, KvPlan};
+use crate::kv::{KvMode, KvPlan, KvType};
 use crate::kv_cache::KvCache;
 use crate::model::{LayerWeights, Model};
 use crate::weights::{Matrix, WeightData};
@@ -112,6 +112,8 @@ struct DeviceLayer {
     ring: usize,
     /// Whether the layer reads the window mode's per-token records (a global layer under it).
     windowed: bool,
+    /// K and V stored as f16 pairs (the window mode with `--kv-type f16`, as the CPU's pages).
+    kv_f16: bool,
 }
 
 /// Activations of one micro-batch of up to n_ubatch tokens.
@@ -229,6 +231,18 @@ impl VulkanForward {
         let dot4 = gpu.info.integer_dot && std::env::var("FOVEA_VK_DOT4").map_or(true, |v| v.trim() != "0");
         let up = Uploader { gpu: &gpu, staging: &staging, file: model.file_bytes(), dot4 };
         let (kv_dim, v_dim) = (c.n_head_kv * hd, c.n_head_kv * hdv);
+        // The window mode stores K/V as its pages do: f32, or f16 pairs (rounded as the CPU).
+        let kv_f16 = match window.as_ref().map(|w| w.kv_type()) {
+            None | Some(KvType::F32) => false,
+            Some(KvType::F16) if kv_dim % 2 == 0 && v_dim % 2 == 0 => true,
+            Some(ty) => {
+                return Err(VulkanError::Unsupported(format!(
+                    "--kv-type {} on the Vulkan backend (it stores f32 or, for even head widths, f16)",
+                    ty.name()
+                ))
+                .into())
+            }
+        };
         // The CPU cache's rows per layer (sliding-window layers: a ring of window + n_ubatch),
         // or the window mode's sinks and ring on global layers.
         let cells = KvCache::layer_cells(c, n_ctx, n_ubatch);
@@ -250,7 +264,9 @@ impl VulkanForward {
                         "a device KV cache of {n_ctx} positions does not fit in memory; give a smaller -c"
                     ))
                 })?;
-                up.layer(lw, rows * kv_dim * 4, rows * v_dim * 4, (sinks_rows, ring, windowed))
+                let bytes = if kv_f16 { 2 } else { 4 };
+                let cache = (rows * kv_dim * bytes, rows * v_dim * bytes);
+                up.layer(lw, cache, (sinks_rows, ring, windowed, kv_f16))
             })
             .collect::<Result<Vec<_>>>()?;
         let output = if gpu_layers == c.n_layer {
@@ -596,17 +612,17 @@ fn record_layer(
     )?;
     // The KV write: rows at pos0 (from the step block) of the layer's cache (or its ring).
     let (kv_row, v_row) = (n_kv * hd, n_kv * hdv);
-    let (sinks_rows, ring) = (w.sinks_rows as u32, w.ring as u32);
+    let (sinks_rows, ring, kv_f16) = (w.sinks_rows as u32, w.ring as u32, w.kv_f16 as u32);
     r.dispatch(
         Shader::KvStore,
         &[&s.k, &w.k_cache, &s.step],
-        &[kv_row, nt, sinks_rows, ring],
+        &[kv_row, nt, sinks_rows, ring, kv_f16],
         groups(n * kv_row as usize),
     )?;
     r.dispatch(
         Shader::KvStore,
         &[&s.v, &w.v_cache, &s.step],
-        &[v_row, nt, sinks_rows, ring],
+        &[v_row, nt, sinks_rows, ring, kv_f16],
         groups(n * v_row as usize),
     )?;
     if c.q_scale != 1.0 {
@@ -626,6 +642,7 @@ fn record_layer(
         w.windowed as u32,
         c.n_rot as u32,
         neox,
+        kv_f16,
     ];
     let bindings = [&s.q, &w.k_cache, &w.v_cache, &s.att, &s.step, &s.vis];
     r.dispatch(Shader::Attention, &bindings, &push, nt * n_head)?;
@@ -700,9 +717,8 @@ impl Uploader<'_> {
     fn layer(
         &self,
         w: &LayerWeights,
-        k_bytes: usize,
-        v_bytes: usize,
-        (sinks_rows, ring, windowed): (usize, usize, bool),
+        (k_bytes, v_bytes): (usize, usize),
+        (sinks_rows, ring, windowed, kv_f16): (usize, usize, bool, bool),
     ) -> Result<DeviceLayer> {
         let opt = |v: &Option<Vec<f32>>| v.as_deref().map(|v| self.vector(v)).transpose();
         let zeroed = |bytes: usize| -> Result<Buffer> {
@@ -732,6 +748,7 @@ impl Uploader<'_> {
             sinks_rows,
             ring,
             windowed,
+            kv_f16,
         })
     }
 }

@@ -13,7 +13,7 @@
 use fovea_kernels::ops::RopeTable;
 
 use crate::kv::attend::{renumbered_position, ChunkView};
-use crate::kv::KvPlan;
+use crate::kv::{KvPlan, KvType};
 
 /// The selection a decoded token may reuse: the CPU memo's state, for the sinks.
 #[derive(Clone, Copy, Debug)]
@@ -31,7 +31,7 @@ pub(crate) struct WindowPlan {
     kept: Option<Kept>,
 }
 
-/// Words of the per-token records (lo, n_sink, cs offset, 0), before the sinks' cos/sin.
+/// Words of the per-token records (lo, n_sink, cs offset, round), before the sinks' cos/sin.
 pub(crate) const RECORD_WORDS: usize = 4;
 
 /// No re-rotation of the token's sinks.
@@ -40,6 +40,11 @@ const NOT_ROTATED: u32 = u32::MAX;
 impl WindowPlan {
     pub(crate) fn new(plan: KvPlan, n_ctx_train: usize) -> WindowPlan {
         WindowPlan { plan, n_ctx_train, kept: None }
+    }
+
+    /// How the window mode's pages store K/V (the device stores them the same way).
+    pub(crate) fn kv_type(&self) -> KvType {
+        self.plan.kv_type
     }
 
     #[cfg(test)]
@@ -105,6 +110,9 @@ impl WindowPlan {
             } else {
                 NOT_ROTATED
             };
+            // A decoded token on f16 pages reads the CPU memo's f16 copy of the turned sink keys
+            // (rounded once after turning); a prompt chunk attends to the f32 turned keys.
+            let round = (n == 1 && plan.kv_type == KvType::F16) as u32;
             for t in t0..t1 {
                 let p = pos0 + t;
                 let lo = (p + 1).saturating_sub(view.window).max(view.wstart);
@@ -112,7 +120,7 @@ impl WindowPlan {
                     lo as u32,
                     n_sink as u32,
                     cs,
-                    0,
+                    round,
                 ]);
             }
         }

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_GOOGLE_include_directive : require
 // Causal self-attention over the device KV cache, one workgroup per (token, query head):
 // out (n_tok, n_head, hdv) = softmax(kq_scale * q · Kᵀ over the visible positions) · V.
 // The cache of one layer is K (rows, n_kv, hd) and V (rows, n_kv, hdv): positions below
@@ -41,15 +42,17 @@ layout(push_constant) uniform Push {
     uint vis;        // 1: visibility per token from binding 5
     uint n_rot;      // rotated dims (re-rotation of sinks)
     uint neox;       // pair layout: 0 (2i, 2i+1), 1 (i, i + n_rot/2)
+    uint kv_f16;     // 1: K and V hold f16 pairs per word (kv_store's f16 layout)
 } p;
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };    // (n_tok, n_head, hd)
-layout(std430, binding = 1) readonly buffer K { float k[]; };    // (n_ctx, n_kv, hd)
-layout(std430, binding = 2) readonly buffer V { float v[]; };    // (n_ctx, n_kv, hdv)
+layout(std430, binding = 1) readonly buffer K { uint k[]; };     // (rows, n_kv, hd) f32 or f16 pairs
+layout(std430, binding = 2) readonly buffer V { uint v[]; };     // (rows, n_kv, hdv)
 layout(std430, binding = 3) writeonly buffer O { float o[]; };   // (n_tok, n_head, hdv)
 layout(std430, binding = 4) readonly buffer Step { uint pos0; } step;
 // Per token t, words 4t..4t+3: lo, n_sink, cs (word offset of the sinks' cos/sin: n_sink x
-// n_rot/2 pairs (cos, sin) as float bits; 0xffffffff: not re-rotated), unused.
+// n_rot/2 pairs (cos, sin) as float bits; 0xffffffff: not re-rotated), round (1: the turned
+// sink keys are rounded to f16, as the CPU's decoding reads its f16 copy of them).
 layout(std430, binding = 5) readonly buffer Vis { uint vis[]; };
 
 shared float qs[MAX_HD];
@@ -86,6 +89,17 @@ float reduce_sum(float val) {
     return r;
 }
 
+// Element idx of the K (V) cache, widened from f16 when the cache holds f16 (exact).
+float kat(uint idx) {
+    return p.kv_f16 != 0u ? unpackHalf2x16(k[idx >> 1])[idx & 1u] : uintBitsToFloat(k[idx]);
+}
+
+float vat(uint idx) {
+    return p.kv_f16 != 0u ? unpackHalf2x16(v[idx >> 1])[idx & 1u] : uintBitsToFloat(v[idx]);
+}
+
+#include "f16.glsl"
+
 uint row_of(uint j) {
     return j < p.sinks_rows ? j : p.sinks_rows + (j - p.sinks_rows) % p.ring;
 }
@@ -104,10 +118,12 @@ void main() {
     uint first = (p.window == 0u || pos + 1u < p.window) ? 0u : pos + 1u - p.window;
     uint n_sink = 0u;
     uint cs = 0xffffffffu;
+    bool round_turned = false;
     if (p.vis != 0u) {
         first = vis[4u * t];
         n_sink = vis[4u * t + 1u];
         cs = vis[4u * t + 2u];
+        round_turned = vis[4u * t + 3u] != 0u;
     }
     // Visible entries: index e < n_sink is sink e, the rest are positions first.. in order.
     uint n_vis = n_sink + pos + 1u - first;
@@ -140,17 +156,24 @@ void main() {
                     uint b = p.neox != 0u ? f + half_rot : 2u * f + 1u;
                     float c = uintBitsToFloat(vis[at + 2u * f]);
                     float sn = uintBitsToFloat(vis[at + 2u * f + 1u]);
-                    float k0 = k[kb + a];
-                    float k1 = k[kb + b];
-                    dot = fma(qs[a], k0 * c - k1 * sn, dot);
-                    dot = fma(qs[b], k0 * sn + k1 * c, dot);
+                    float k0 = kat(kb + a);
+                    float k1 = kat(kb + b);
+                    // Plain products, not fused: the CPU's rotate_unfused, so rounding agrees.
+                    precise float r0 = k0 * c - k1 * sn;
+                    precise float r1 = k0 * sn + k1 * c;
+                    if (round_turned) {
+                        r0 = round_f16(r0);
+                        r1 = round_f16(r1);
+                    }
+                    dot = fma(qs[a], r0, dot);
+                    dot = fma(qs[b], r1, dot);
                 }
                 for (uint i = p.n_rot; i < p.hd; ++i) {
-                    dot = fma(qs[i], k[kb + i], dot);
+                    dot = fma(qs[i], kat(kb + i), dot);
                 }
             } else {
                 for (uint i = 0u; i < p.hd; ++i) {
-                    dot = fma(qs[i], k[kb + i], dot);
+                    dot = fma(qs[i], kat(kb + i), dot);
                 }
             }
             s = dot * p.kq_scale;
@@ -169,7 +192,7 @@ void main() {
                 for (uint jj = 0u; jj < nc; ++jj) {
                     uint ej = c0 + jj;
                     uint j = ej < n_sink ? ej : first + (ej - n_sink);
-                    a = fma(ps[jj], v[(row_of(j) * n_kv + kvh) * p.hdv + dim], a);
+                    a = fma(ps[jj], vat((row_of(j) * n_kv + kvh) * p.hdv + dim), a);
                 }
                 acc[i] = a;
             }

@@ -173,9 +173,9 @@ impl Shader {
         4 * match self {
             Shader::Softmax | Shader::Activation => 2,
             Shader::Axpy => 3,
-            Shader::RmsNorm | Shader::QuantizeQ8 | Shader::KvStore => 4,
-            Shader::Rope => 5,
-            Shader::Attention => 12,
+            Shader::RmsNorm | Shader::QuantizeQ8 => 4,
+            Shader::Rope | Shader::KvStore => 5,
+            Shader::Attention => 13,
             _ => 6, // the matvecs
         }
     }
