@@ -298,6 +298,48 @@ fn models_and_device_forwards_return_device_memory() {
 /// re-submitted with new inputs and pos0), the other drops them before every step and so
 /// records each forward afresh (the old behaviour). Every step's output must be bit-identical:
 /// a re-submitted recording that kept a stale position, embedding or KV row would differ.
+/// Sessions of one model on one device share its uploaded weights: a second device forward
+/// adds only its own KV cache and scratch, and the weights go when the last one drops. A
+/// second load of the same file is another model and uploads its own copy.
+#[test]
+fn sessions_of_one_model_share_its_device_weights() {
+    if device().is_none() {
+        return;
+    }
+    let gpu = Arc::new(Gpu::new(&DeviceOptions { validation: true, device_index: None }).expect("device"));
+    let path = model_path("smollm2-135m");
+    let baseline = gpu.memory_stats().live_bytes;
+    let m = Model::load(&path, &LoadOptions::default()).expect("load");
+    let n_layer = m.config.n_layer;
+    let new = |m: &Model| VulkanForward::with_gpu(Arc::clone(&gpu), m, n_layer, 64, 8, None).expect("upload");
+    let mut a = new(&m);
+    let one = gpu.memory_stats().live_bytes - baseline;
+    let mut b = new(&m);
+    let two = gpu.memory_stats().live_bytes - baseline;
+    // The weights are ~94 MiB of SmolLM2's file; a session's own buffers a few MiB at n_ctx 64.
+    assert!(two - one < one / 4, "a second session added {} of {one} bytes", two - one);
+    // Both still compute the same logits from the shared weights (own caches).
+    let (la, lb) = (a.forward(&m, &[1, 2, 3], 0, 2).expect("a"), b.forward(&m, &[1, 2, 3], 0, 2).expect("b"));
+    match (la, lb) {
+        (DeviceResult::Logits(x), DeviceResult::Logits(y)) => {
+            assert!(x == y, "shared weights, different logits")
+        }
+        _ => panic!("every layer on the device returns logits"),
+    }
+    let m2 = Model::load(&path, &LoadOptions::default()).expect("load again");
+    let c = new(&m2);
+    let three = gpu.memory_stats().live_bytes - baseline;
+    assert!(three - two > (one - (two - one)) / 2, "another load must upload its own weights");
+    drop((a, c));
+    let left = gpu.memory_stats().live_bytes - baseline;
+    assert!(left >= one - (two - one), "b still holds the shared weights");
+    drop(b);
+    drop((m, m2));
+    assert_eq!(gpu.memory_stats().live_bytes, baseline, "device memory not returned");
+    eprintln!("shared weights: 1 session {one} B, 2 sessions {two} B, + another load {three} B");
+    assert_no_validation_messages(&gpu);
+}
+
 #[test]
 fn recorded_forwards_resubmit_bit_identically() {
     let Some(gpu) = device() else { return };

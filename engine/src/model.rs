@@ -58,7 +58,12 @@ pub struct Model {
     /// RoPE of the local (sliding-window) layers, whose base differs (Gemma 3: 10000 vs 1e6).
     pub rope_local: Option<RopeTable>,
     pub reference_f32: bool,
+    /// Unique per loaded model in this process: what device weights are shared by.
+    uid: u64,
 }
+
+/// Source of [`Model::uid`].
+static NEXT_MODEL_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Model {
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
@@ -122,8 +127,14 @@ impl Model {
             rope,
             rope_local,
             reference_f32: opts.reference_f32,
+            uid: NEXT_MODEL_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             file,
         })
+    }
+
+    /// This load's identity: two loads of one file differ (their weights are separate).
+    pub fn uid(&self) -> u64 {
+        self.uid
     }
 
     /// Only the tokenizer of a model file (cheap: no weights are touched).

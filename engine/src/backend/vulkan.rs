@@ -89,6 +89,7 @@ struct DeviceMatrix {
     chunks: Vec<(usize, usize, Buffer)>,
 }
 
+/// One layer's weights on the device (shared by every session of a model; see `DeviceWeights`).
 struct DeviceLayer {
     attn_norm: Buffer,
     q_norm: Option<Buffer>,
@@ -103,7 +104,11 @@ struct DeviceLayer {
     w_gate: DeviceMatrix,
     w_up: DeviceMatrix,
     w_down: DeviceMatrix,
-    /// The layer's cache: K (rows, n_kv · hd), V (rows, n_kv · hdv).
+}
+
+/// One layer's KV cache on the device (a session's own).
+struct LayerCache {
+    /// K (rows, n_kv · hd), V (rows, n_kv · hdv).
     k_cache: Buffer,
     v_cache: Buffer,
     /// Rows of the cache: positions below `sinks_rows` have their own, the rest share a ring of
@@ -115,6 +120,21 @@ struct DeviceLayer {
     /// K and V stored as f16 pairs (the window mode with `--kv-type f16`, as the CPU's pages).
     kv_f16: bool,
 }
+
+/// A model's first `gpu_layers` layers (and the output when that is all of them) uploaded once
+/// and shared by every session that places the same layers on the same device with the same
+/// shaders: two sessions of one model hold one copy of the weights.
+struct DeviceWeights {
+    layers: Vec<DeviceLayer>,
+    /// output_norm and the output matrix, when every layer is on the device.
+    output: Option<(Buffer, DeviceMatrix)>,
+}
+
+/// What device weights are shared by: the model load, the device, the layers, the shader set.
+type WeightsKey = (u64, usize, usize, bool);
+
+/// The device weights alive in this process (held by their sessions; dead entries are pruned).
+static SHARED_WEIGHTS: Mutex<Vec<(WeightsKey, Weak<DeviceWeights>)>> = Mutex::new(Vec::new());
 
 /// Activations of one micro-batch of up to n_ubatch tokens.
 struct Scratch {
@@ -161,9 +181,8 @@ pub struct VulkanForward {
     /// Forwards recorded so far (a shape seen again is not recorded again).
     recordings_made: usize,
     gpu: Arc<Gpu>,
-    layers: Vec<DeviceLayer>,
-    /// output_norm and the output matrix, when every layer is on the device.
-    output: Option<(Buffer, DeviceMatrix)>,
+    weights: Arc<DeviceWeights>,
+    caches: Vec<LayerCache>,
     s: Scratch,
     n_ctx: usize,
     n_ubatch: usize,
@@ -226,10 +245,9 @@ impl VulkanForward {
             ))
             .into());
         }
-        let staging = gpu.alloc(MemKind::Staging, UPLOAD_STAGING)?;
         // Packed-dot matvecs where the device has them (`FOVEA_VK_DOT4=0`: the plain ones, to compare).
         let dot4 = gpu.info.integer_dot && std::env::var("FOVEA_VK_DOT4").map_or(true, |v| v.trim() != "0");
-        let up = Uploader { gpu: &gpu, staging: &staging, file: model.file_bytes(), dot4 };
+        let weights = shared_weights(&gpu, model, gpu_layers, dot4)?;
         let (kv_dim, v_dim) = (c.n_head_kv * hd, c.n_head_kv * hdv);
         // The window mode stores K/V as its pages do: f32, or f16 pairs (rounded as the CPU).
         let kv_f16 = match window.as_ref().map(|w| w.kv_type()) {
@@ -246,10 +264,8 @@ impl VulkanForward {
         // The CPU cache's rows per layer (sliding-window layers: a ring of window + n_ubatch),
         // or the window mode's sinks and ring on global layers.
         let cells = KvCache::layer_cells(c, n_ctx, n_ubatch);
-        let layers = model.layers[..gpu_layers]
-            .iter()
-            .enumerate()
-            .map(|(l, lw)| {
+        let caches = (0..gpu_layers)
+            .map(|l| {
                 let (sinks_rows, ring, windowed) = match (&window, c.window(l)) {
                     (Some(w), None) => {
                         let (s, r) = w.rows(n_ubatch);
@@ -265,16 +281,17 @@ impl VulkanForward {
                     ))
                 })?;
                 let bytes = if kv_f16 { 2 } else { 4 };
-                let cache = (rows * kv_dim * bytes, rows * v_dim * bytes);
-                up.layer(lw, cache, (sinks_rows, ring, windowed, kv_f16))
+                Ok(LayerCache {
+                    k_cache: zeroed(&gpu, rows * kv_dim * bytes)?,
+                    v_cache: zeroed(&gpu, rows * v_dim * bytes)?,
+                    sinks_rows,
+                    ring,
+                    windowed,
+                    kv_f16,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        let output = if gpu_layers == c.n_layer {
-            Some((up.vector(&model.output_norm)?, up.matrix(model.output_matrix())?))
-        } else {
-            None
-        };
-        drop(staging);
+        let output = &weights.output;
         let logit_rows = (LOGIT_BUFFER_BYTES / (4 * c.n_vocab)).clamp(1, n_ubatch);
         let n = n_ubatch;
         let half = c.n_rot / 2;
@@ -301,7 +318,7 @@ impl VulkanForward {
             stage_out: gpu.alloc(MemKind::Staging, 4 * (n * c.n_embd).max(logit_rows * c.n_vocab) as u64)?,
         };
         let limit = gpu.info.max_binding_bytes;
-        for l in &layers {
+        for l in &caches {
             if l.k_cache.size() > limit || l.v_cache.size() > limit {
                 return Err(VulkanError::BindingTooLarge {
                     bytes: l.k_cache.size().max(l.v_cache.size()),
@@ -314,8 +331,8 @@ impl VulkanForward {
             recorded: Vec::new(),
             recordings_made: 0,
             gpu,
-            layers,
-            output,
+            weights,
+            caches,
             s,
             n_ctx,
             n_ubatch,
@@ -330,7 +347,7 @@ impl VulkanForward {
 
     /// Layers on the device.
     pub fn gpu_layers(&self) -> usize {
-        self.layers.len()
+        self.caches.len()
     }
 
     pub fn memory_stats(&self) -> MemoryStats {
@@ -376,7 +393,7 @@ impl VulkanForward {
         if pos0 + n > u32::MAX as usize {
             return Err(EngineError::ContextFull { n_ctx: u32::MAX as usize });
         }
-        let n_out = if self.output.is_some() { n.saturating_sub(logits_from) } else { 0 };
+        let n_out = if self.weights.output.is_some() { n.saturating_sub(logits_from) } else { 0 };
         self.write_inputs(model, tokens, pos0)?;
         if let Some(w) = &mut self.window {
             let words = w.records(&model.rope, pos0, n);
@@ -431,7 +448,7 @@ impl VulkanForward {
     /// Submits a shape's recorded parts and reads the results back.
     fn run(&self, c: &ModelConfig, parts: &mut [Recording], shape: Shape) -> Result<DeviceResult> {
         let s = &self.s;
-        if self.output.is_none() {
+        if self.weights.output.is_none() {
             parts[0].submit()?;
             let mut x = vec![0.0f32; shape.n * c.n_embd];
             s.stage_out.read(0, bytemuck::cast_slice_mut(&mut x))?;
@@ -474,10 +491,10 @@ impl VulkanForward {
             let bytes = 4 * w.words(n, c.n_rot) as u64;
             r.copy(&s.stage_in, vis_offset(c, n), &s.vis, 0, bytes)?;
         }
-        for (l, layer) in self.layers.iter().enumerate() {
-            record_layer(&mut r, s, model, l, layer, n)?;
+        for (l, (layer, cache)) in self.weights.layers.iter().zip(&self.caches).enumerate() {
+            record_layer(&mut r, s, model, l, layer, cache, n)?;
         }
-        let Some((norm, out)) = &self.output else {
+        let Some((norm, out)) = &self.weights.output else {
             r.copy(&s.x, 0, &s.stage_out, 0, x_bytes)?;
             return Ok(vec![r.finish()?]);
         };
@@ -573,6 +590,7 @@ fn record_layer(
     model: &Model,
     l: usize,
     w: &DeviceLayer,
+    kv: &LayerCache,
     n: usize,
 ) -> Result<()> {
     let c = &model.config;
@@ -612,16 +630,16 @@ fn record_layer(
     )?;
     // The KV write: rows at pos0 (from the step block) of the layer's cache (or its ring).
     let (kv_row, v_row) = (n_kv * hd, n_kv * hdv);
-    let (sinks_rows, ring, kv_f16) = (w.sinks_rows as u32, w.ring as u32, w.kv_f16 as u32);
+    let (sinks_rows, ring, kv_f16) = (kv.sinks_rows as u32, kv.ring as u32, kv.kv_f16 as u32);
     r.dispatch(
         Shader::KvStore,
-        &[&s.k, &w.k_cache, &s.step],
+        &[&s.k, &kv.k_cache, &s.step],
         &[kv_row, nt, sinks_rows, ring, kv_f16],
         groups(n * kv_row as usize),
     )?;
     r.dispatch(
         Shader::KvStore,
-        &[&s.v, &w.v_cache, &s.step],
+        &[&s.v, &kv.v_cache, &s.step],
         &[v_row, nt, sinks_rows, ring, kv_f16],
         groups(n * v_row as usize),
     )?;
@@ -639,12 +657,12 @@ fn record_layer(
         c.kq_scale.to_bits(),
         sinks_rows,
         ring,
-        w.windowed as u32,
+        kv.windowed as u32,
         c.n_rot as u32,
         neox,
         kv_f16,
     ];
-    let bindings = [&s.q, &w.k_cache, &w.v_cache, &s.att, &s.step, &s.vis];
+    let bindings = [&s.q, &kv.k_cache, &kv.v_cache, &s.att, &s.step, &s.vis];
     r.dispatch(Shader::Attention, &bindings, &push, nt * n_head)?;
     matvec(r, s, &w.wo, &s.att, 0, n, &s.proj)?;
     if let Some(pn) = &w.post_attn_norm {
@@ -666,6 +684,44 @@ fn record_layer(
     }
     add(r, &s.x, &s.proj, nt * d)?;
     Ok(())
+}
+
+/// The model's device weights for `gpu_layers` layers: the copy another session already
+/// uploaded to this device, or a new upload from the mmap.
+fn shared_weights(
+    gpu: &Arc<Gpu>,
+    model: &Model,
+    gpu_layers: usize,
+    dot4: bool,
+) -> Result<Arc<DeviceWeights>> {
+    let key = (model.uid(), Arc::as_ptr(gpu) as usize, gpu_layers, dot4);
+    let mut shared =
+        SHARED_WEIGHTS.lock().map_err(|_| EngineError::Vulkan("weights lock poisoned".into()))?;
+    shared.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(w) = shared.iter().find(|(k, _)| *k == key).and_then(|(_, w)| w.upgrade()) {
+        return Ok(w);
+    }
+    let staging = gpu.alloc(MemKind::Staging, UPLOAD_STAGING)?;
+    let up = Uploader { gpu, staging: &staging, file: model.file_bytes(), dot4 };
+    let layers = model.layers[..gpu_layers].iter().map(|lw| up.layer(lw)).collect::<Result<Vec<_>>>()?;
+    let output = if gpu_layers == model.config.n_layer {
+        Some((up.vector(&model.output_norm)?, up.matrix(model.output_matrix())?))
+    } else {
+        None
+    };
+    let weights = Arc::new(DeviceWeights { layers, output });
+    shared.push((key, Arc::downgrade(&weights)));
+    Ok(weights)
+}
+
+/// A device buffer of `bytes` zeroes (a cache never holds stale data from earlier use of the
+/// memory).
+fn zeroed(gpu: &Arc<Gpu>, bytes: usize) -> Result<Buffer> {
+    let b = gpu.alloc(MemKind::Device, bytes as u64)?;
+    let mut r = Recorder::new(gpu)?;
+    r.fill_zero(&b)?;
+    r.submit()?;
+    Ok(b)
 }
 
 /// Uploads weights from the mapped file through one staging buffer.
@@ -714,21 +770,8 @@ impl Uploader<'_> {
         Ok(DeviceMatrix { shader, rows: m.rows, cols: m.cols, chunks })
     }
 
-    fn layer(
-        &self,
-        w: &LayerWeights,
-        (k_bytes, v_bytes): (usize, usize),
-        (sinks_rows, ring, windowed, kv_f16): (usize, usize, bool, bool),
-    ) -> Result<DeviceLayer> {
+    fn layer(&self, w: &LayerWeights) -> Result<DeviceLayer> {
         let opt = |v: &Option<Vec<f32>>| v.as_deref().map(|v| self.vector(v)).transpose();
-        let zeroed = |bytes: usize| -> Result<Buffer> {
-            // Zeroed so that the cache never holds stale data from earlier use of the memory.
-            let b = self.gpu.alloc(MemKind::Device, bytes as u64)?;
-            let mut r = Recorder::new(self.gpu)?;
-            r.fill_zero(&b)?;
-            r.submit()?;
-            Ok(b)
-        };
         Ok(DeviceLayer {
             attn_norm: self.vector(&w.attn_norm)?,
             q_norm: opt(&w.attn_q_norm)?,
@@ -743,12 +786,6 @@ impl Uploader<'_> {
             w_gate: self.matrix(&w.w_gate)?,
             w_up: self.matrix(&w.w_up)?,
             w_down: self.matrix(&w.w_down)?,
-            k_cache: zeroed(k_bytes)?,
-            v_cache: zeroed(v_bytes)?,
-            sinks_rows,
-            ring,
-            windowed,
-            kv_f16,
         })
     }
 }
