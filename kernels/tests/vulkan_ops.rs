@@ -38,7 +38,8 @@ use fovea_formats::GgmlType;
 use fovea_kernels::ops::{self, RopeLayout, RopeTable};
 use fovea_kernels::quant::{quantize, quantize_activation, quantize_weights as qw, vec_dot, vec_dot_type};
 use fovea_kernels::vulkan::{
-    ActQuant, Buffer, DeviceOptions, Gpu, MemKind, Recorder, Shader, VulkanError, WORKGROUP,
+    attention_groups, ActQuant, Buffer, DeviceOptions, Gpu, MemKind, Recorder, Shader, VulkanError,
+    ATTENTION_HEADS_PER_GROUP, WORKGROUP,
 };
 use half::f16;
 
@@ -549,13 +550,17 @@ fn attention_reference(
 fn attention_matches_reference_full_and_windowed() {
     let Some(gpu) = gpu() else { return };
     // (n_tok, n_head, n_kv, head_dim, pos0, window): SmolLM2-like GQA 3:1 heads of 64, a
-    // Gemma-like single KV head of 256, and sliding windows shorter than the context.
+    // Gemma-like single KV head of 256, sliding windows shorter than the context, and groups
+    // that fill or overflow one workgroup's heads.
     for (n_tok, n_head, n_kv, hd, pos0, window) in [
         (1, 9, 3, 64, 0, 0),
         (7, 9, 3, 64, 130, 0),
         (5, 4, 1, 256, 200, 0),
         (9, 4, 1, 256, 300, 64),
         (3, 2, 2, 32, 10, 5),
+        // GQA groups of exactly one workgroup's 8 heads, and of 10 (two workgroups per KV head).
+        (2, 16, 2, 16, 20, 7),
+        (3, 10, 1, 32, 40, 0),
     ] {
         let n_ctx = pos0 + n_tok;
         let q = values(n_tok * n_head * hd, 21);
@@ -566,10 +571,19 @@ fn attention_matches_reference_full_and_windowed() {
         let ob = upload_f32(&gpu, &vec![0.0; n_tok * n_head * hd]);
         // pos0 comes from the step buffer (word 0), not a push constant.
         let step = upload(&gpu, &(pos0 as u32).to_le_bytes());
-        let push = attention_push(n_tok, n_head, n_kv, hd, window, scale, n_ctx);
         let vis = upload(&gpu, &[0u8; 4]); // not read: no window-mode records
-        run(&gpu, Shader::Attention, &[&qb, &kb, &vb, &ob, &step, &vis], &push, (n_tok * n_head) as u32);
-        let got = download_f32(&gpu, &ob, n_tok * n_head * hd);
+        let group = n_head / n_kv;
+        // One workgroup per query head, and the GQA group's heads sharing one (same bits).
+        let mut outs = Vec::new();
+        for hpw in [1, group.min(ATTENTION_HEADS_PER_GROUP)] {
+            let push = attention_push(n_tok, n_head, n_kv, hd, window, scale, n_ctx, hpw);
+            let groups = attention_groups(n_tok, n_head, group, hpw);
+            run(&gpu, Shader::Attention, &[&qb, &kb, &vb, &ob, &step, &vis], &push, groups);
+            outs.push(download_f32(&gpu, &ob, n_tok * n_head * hd));
+        }
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&outs[0]), bits(&outs[1]), "heads per workgroup changed the bits");
+        let got = outs.pop().expect("output");
         let want = attention_reference(&q, &k, &v, n_tok, n_head, n_kv, hd, pos0, window, scale);
         let what =
             format!("attention n_tok {n_tok} heads {n_head}/{n_kv} hd {hd} pos0 {pos0} window {window}");
@@ -581,6 +595,7 @@ fn attention_matches_reference_full_and_windowed() {
 
 /// The attention shader's push constants (head_dim = head_dim_v = hd) for a cache of `rows`
 /// rows, row = position (no sinks, a ring that never wraps, no window-mode records).
+#[allow(clippy::too_many_arguments)]
 fn attention_push(
     n_tok: usize,
     n_head: usize,
@@ -589,10 +604,26 @@ fn attention_push(
     window: usize,
     scale: f32,
     rows: usize,
-) -> [u32; 13] {
+    hpw: usize,
+) -> [u32; 14] {
     let group = (n_head / n_kv) as u32;
     let (hd, rows) = (hd as u32, rows as u32);
-    [n_tok as u32, n_head as u32, group, hd, hd, window as u32, scale.to_bits(), 0, rows, 0, hd, 0, 0]
+    [
+        n_tok as u32,
+        n_head as u32,
+        group,
+        hd,
+        hd,
+        window as u32,
+        scale.to_bits(),
+        0,
+        rows,
+        0,
+        hd,
+        0,
+        0,
+        hpw as u32,
+    ]
 }
 
 /// The window KV mode's attention: K/V rows in a ring after `sinks` rows of their own, each
@@ -702,9 +733,11 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
             n_rot as u32,
             neox as u32,
             kv_f16 as u32,
+            group.min(ATTENTION_HEADS_PER_GROUP as u32),
         ];
         let bindings = [&qb, &k_cache, &v_cache, &ob, &step, &vis];
-        run(&gpu, Shader::Attention, &bindings, &push, (n_tok * n_head) as u32);
+        let hpw = (n_head / n_kv).min(ATTENTION_HEADS_PER_GROUP);
+        run(&gpu, Shader::Attention, &bindings, &push, attention_groups(n_tok, n_head, n_head / n_kv, hpw));
         let got = download_f32(&gpu, &ob, n_tok * q_len);
         // Reference in f64 over the record's entries, from the positions' own rows.
         let mut want = vec![0.0f64; n_tok * q_len];
@@ -798,10 +831,11 @@ fn recorded_generation_step_resubmitted_per_position() {
         let store = [kv_len as u32, 1, 0, n_ctx as u32, 0];
         r.dispatch(Shader::KvStore, &[&k, &k_cache, &step], &store, groups).expect("store k");
         r.dispatch(Shader::KvStore, &[&v, &v_cache, &step], &store, groups).expect("store v");
-        let push = attention_push(1, n_head, n_kv, hd, window, scale, n_ctx);
+        let push = attention_push(1, n_head, n_kv, hd, window, scale, n_ctx, 1);
         let vis = dev(1); // not read: no window-mode records
         let bindings = [&q, &k_cache, &v_cache, &out, &step, &vis];
-        r.dispatch(Shader::Attention, &bindings, &push, n_head as u32).expect("attention");
+        r.dispatch(Shader::Attention, &bindings, &push, attention_groups(1, n_head, n_head / n_kv, 1))
+            .expect("attention");
         r.copy(&out, 0, &stage_out, 0, at(q_len)).expect("copy");
         let mut rec = r.finish().expect("finish");
         assert_eq!(rec.dispatches(), 3);

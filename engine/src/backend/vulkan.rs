@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use fovea_formats::GgmlType;
 use fovea_kernels::vulkan::{
-    ActQuant, Buffer, DeviceOptions, Gpu, MemKind, MemoryStats, Recorder, Recording, Shader, VulkanError,
-    WORKGROUP,
+    attention_groups, attention_heads_per_workgroup, ActQuant, Buffer, DeviceOptions, Gpu, MemKind,
+    MemoryStats, Recorder, Recording, Shader, VulkanError, WORKGROUP,
 };
 
 use super::vulkan_window::WindowPlan;
@@ -647,6 +647,7 @@ fn record_layer(
         let len = nt * n_head * hd;
         r.dispatch(Shader::Axpy, &[&s.q, &s.q], &[len, 0, c.q_scale.to_bits()], groups(len as usize))?;
     }
+    let hpw = attention_heads_per_workgroup(n, c.gqa_group());
     let push = [
         nt,
         n_head,
@@ -661,9 +662,10 @@ fn record_layer(
         c.n_rot as u32,
         neox,
         kv_f16,
+        hpw as u32,
     ];
     let bindings = [&s.q, &kv.k_cache, &kv.v_cache, &s.att, &s.step, &s.vis];
-    r.dispatch(Shader::Attention, &bindings, &push, nt * n_head)?;
+    r.dispatch(Shader::Attention, &bindings, &push, attention_groups(n, c.n_head, c.gqa_group(), hpw))?;
     matvec(r, s, &w.wo, &s.att, 0, n, &s.proj)?;
     if let Some(pn) = &w.post_attn_norm {
         norm(r, &s.proj, pn, &s.proj, d, nt)?;

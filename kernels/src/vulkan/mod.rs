@@ -22,4 +22,6 @@ pub use command::{Recorder, Recording, WORKGROUP};
 pub use device::{DeviceInfo, DeviceOptions, Gpu};
 pub use error::VulkanError;
 pub use memory::{Buffer, MemKind, MemoryStats};
-pub use shaders::{ActQuant, Shader};
+pub use shaders::{
+    attention_groups, attention_heads_per_workgroup, ActQuant, Shader, ATTENTION_HEADS_PER_GROUP,
+};

@@ -175,10 +175,32 @@ impl Shader {
             Shader::Axpy => 3,
             Shader::RmsNorm | Shader::QuantizeQ8 => 4,
             Shader::Rope | Shader::KvStore => 5,
-            Shader::Attention => 13,
+            Shader::Attention => 14,
             _ => 6, // the matvecs
         }
     }
+}
+
+/// The most query heads one attention workgroup serves (the shader's MAX_G).
+pub const ATTENTION_HEADS_PER_GROUP: usize = 8;
+
+/// Query heads per attention workgroup (push constant 13) for a batch of n_tok tokens and GQA
+/// groups of `group` heads: the whole group (up to ATTENTION_HEADS_PER_GROUP), so K and V are
+/// read once per group, for prompt batches; one for a decoded token, whose few KV heads alone
+/// would give too few workgroups.
+pub fn attention_heads_per_workgroup(n_tok: usize, group: usize) -> usize {
+    if n_tok == 1 {
+        1
+    } else {
+        group.clamp(1, ATTENTION_HEADS_PER_GROUP)
+    }
+}
+
+/// Workgroups of an attention dispatch over n_tok tokens of n_head query heads in GQA groups
+/// of `group`, `hpw` heads per workgroup: one per (token, KV head, block of hpw heads).
+pub fn attention_groups(n_tok: usize, n_head: usize, group: usize, hpw: usize) -> u32 {
+    let group = group.max(1);
+    (n_tok * (n_head / group) * group.div_ceil(hpw.clamp(1, ATTENTION_HEADS_PER_GROUP))) as u32
 }
 
 /// The quantized activation formats `QuantizeQ8` writes, as 32-bit words per block (the value
