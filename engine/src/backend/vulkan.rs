@@ -245,9 +245,6 @@ impl VulkanForward {
             ))
             .into());
         }
-        // Packed-dot matvecs where the device has them (`FOVEA_VK_DOT4=0`: the plain ones, to compare).
-        let dot4 = gpu.info.integer_dot && std::env::var("FOVEA_VK_DOT4").map_or(true, |v| v.trim() != "0");
-        let weights = shared_weights(&gpu, model, gpu_layers, dot4)?;
         let (kv_dim, v_dim) = (c.n_head_kv * hd, c.n_head_kv * hdv);
         // The window mode stores K/V as its pages do: f32, or f16 pairs (rounded as the CPU).
         let kv_f16 = match window.as_ref().map(|w| w.kv_type()) {
@@ -261,6 +258,10 @@ impl VulkanForward {
                 .into())
             }
         };
+        // Every setting is checked before the weights are uploaded (seconds for a large model).
+        // Packed-dot matvecs where the device has them (`FOVEA_VK_DOT4=0`: the plain ones, to compare).
+        let dot4 = gpu.info.integer_dot && std::env::var("FOVEA_VK_DOT4").map_or(true, |v| v.trim() != "0");
+        let weights = shared_weights(&gpu, model, gpu_layers, dot4)?;
         // The CPU cache's rows per layer (sliding-window layers: a ring of window + n_ubatch),
         // or the window mode's sinks and ring on global layers.
         let cells = KvCache::layer_cells(c, n_ctx, n_ubatch);
@@ -313,8 +314,7 @@ impl VulkanForward {
             cs_local: dev(2 * n * half)?,
             vis: dev(vis_words.max(1))?,
             logits: dev(if output.is_some() { logit_rows * c.n_vocab } else { 1 })?,
-            stage_in: gpu
-                .alloc(MemKind::Staging, STEP_BYTES + 4 * (n * c.n_embd + 4 * n * half + vis_words) as u64)?,
+            stage_in: gpu.alloc(MemKind::Staging, vis_offset(c, n) + 4 * vis_words as u64)?,
             stage_out: gpu.alloc(MemKind::Staging, 4 * (n * c.n_embd).max(logit_rows * c.n_vocab) as u64)?,
         };
         let limit = gpu.info.max_binding_bytes;
@@ -395,10 +395,6 @@ impl VulkanForward {
         }
         let n_out = if self.weights.output.is_some() { n.saturating_sub(logits_from) } else { 0 };
         self.write_inputs(model, tokens, pos0)?;
-        if let Some(w) = &mut self.window {
-            let words = w.records(&model.rope, pos0, n);
-            self.s.stage_in.write(vis_offset(&model.config, n), bytemuck::cast_slice(&words))?;
-        }
         let shape = Shape { n, n_out };
         let i = match self.recorded.iter().position(|r| r.shape == shape) {
             Some(i) => i,
@@ -420,8 +416,8 @@ impl VulkanForward {
     }
 
     /// Writes the batch's inputs to the staging buffer: the step block (pos0), x (n, d), then
-    /// cos/sin (2, n, half) of the global and the local table.
-    fn write_inputs(&self, model: &Model, tokens: &[u32], pos0: usize) -> Result<()> {
+    /// cos/sin (2, n, half) of the global and the local table, then the window mode's records.
+    fn write_inputs(&mut self, model: &Model, tokens: &[u32], pos0: usize) -> Result<()> {
         let n = tokens.len();
         let half = model.config.n_rot / 2;
         let s = &self.s;
@@ -441,6 +437,10 @@ impl VulkanForward {
                 s.stage_in.write(at, f32_bytes(&cos))?;
                 s.stage_in.write(at + cs_bytes / 2, f32_bytes(&sin))?;
             }
+        }
+        if let Some(w) = &mut self.window {
+            let words = w.records(&model.rope, pos0, n);
+            s.stage_in.write(vis_offset(&model.config, n), bytemuck::cast_slice(&words))?;
         }
         Ok(())
     }
