@@ -4,7 +4,7 @@ use fovea_kernels::isa::Isa;
 use fovea_kernels::table::QuantKernels;
 
 #[cfg(feature = "vulkan")]
-use crate::backend::vulkan::{DeviceResult, VulkanForward};
+use crate::backend::vulkan::{self, DeviceResult, VulkanForward};
 use crate::backend::Backend;
 use crate::error::{EngineError, Result};
 use crate::kv::{KvMode, KvOptions, SelectStats};
@@ -78,6 +78,8 @@ impl<'m> Session<'m> {
     pub fn new(model: &'m Model, opts: &SessionOptions) -> Result<Session<'m>> {
         let c = &model.config;
         let paged = opts.kv.mode != KvMode::Full;
+        // The paged modes' budget split, checked before anything is allocated or opened.
+        let plan = if paged { Some(opts.kv.plan()?) } else { None };
         let n_ctx = match opts.n_ctx {
             0 if paged => usize::MAX,
             0 => c.n_ctx_train.min(DEFAULT_MAX_CTX),
@@ -115,13 +117,9 @@ impl<'m> Session<'m> {
         let device = match opts.backend {
             Backend::Cpu => None,
             Backend::Vulkan { .. } if paged && opts.kv.mode != KvMode::Window => {
-                return Err(EngineError::InvalidSetting(format!(
-                    "the Vulkan backend runs the full and window KV caches, not --kv {}; use --backend cpu",
-                    opts.kv.mode.name()
-                )))
+                return Err(EngineError::InvalidSetting(vulkan::kv_mode_unsupported(opts.kv.mode)))
             }
             Backend::Vulkan { gpu_layers } => {
-                let plan = if paged { Some(opts.kv.plan()?) } else { None };
                 let layers = gpu_layers.unwrap_or(c.n_layer);
                 Some(VulkanForward::new(model, layers, n_ctx, opts.n_ubatch, plan.as_ref())?)
             }
@@ -135,10 +133,9 @@ impl<'m> Session<'m> {
         Ok(Session {
             model,
             compute: Compute::with_threads(kernels, n_threads, n_threads_batch),
-            cache: if paged {
-                KvCache::new_sparse(c, n_ctx, opts.n_ubatch, opts.kv.plan()?)?
-            } else {
-                KvCache::new(c, n_ctx, opts.n_ubatch)
+            cache: match plan {
+                Some(plan) => KvCache::new_sparse(c, n_ctx, opts.n_ubatch, plan)?,
+                None => KvCache::new(c, n_ctx, opts.n_ubatch),
             },
             n_past: 0,
             n_ubatch: opts.n_ubatch,

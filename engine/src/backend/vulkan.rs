@@ -229,13 +229,7 @@ impl VulkanForward {
         let window = match kv {
             None => None,
             Some(plan) if plan.mode == KvMode::Window => Some(WindowPlan::new(plan.clone(), c.n_ctx_train)),
-            Some(plan) => {
-                return Err(VulkanError::Unsupported(format!(
-                    "the Vulkan backend runs the full and window KV caches, not --kv {}; use --backend cpu",
-                    plan.mode.name()
-                ))
-                .into())
-            }
+            Some(plan) => return Err(VulkanError::Unsupported(kv_mode_unsupported(plan.mode)).into()),
         };
         let gpu_layers = gpu_layers.min(c.n_layer);
         let (hd, hdv) = (c.head_dim, c.head_dim_v);
@@ -524,6 +518,14 @@ impl VulkanForward {
         }
         Ok(parts)
     }
+}
+
+/// The error text for a KV mode the device does not run.
+pub(crate) fn kv_mode_unsupported(mode: KvMode) -> String {
+    format!(
+        "the Vulkan backend runs the full and window KV caches, not --kv {}; use --backend cpu",
+        mode.name()
+    )
 }
 
 /// Where the window mode's records start in the input staging buffer for a batch of n tokens:

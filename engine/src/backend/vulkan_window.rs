@@ -13,6 +13,7 @@
 use fovea_kernels::ops::RopeTable;
 
 use crate::kv::attend::{renumbered_position, ChunkView};
+use crate::kv::sparse::reusable;
 use crate::kv::{KvPlan, KvType};
 
 /// The selection a decoded token may reuse: the CPU memo's state, for the sinks.
@@ -83,9 +84,9 @@ impl WindowPlan {
                 continue;
             }
             let reuse = n == 1
-                && self.kept.is_some_and(|k| {
-                    view.last > k.made_at && view.last - k.made_at < chunk && k.renumbered == view.renumbered
-                });
+                && self
+                    .kept
+                    .is_some_and(|k| reusable((k.made_at, k.renumbered), view.last, chunk, view.renumbered));
             let sel = match self.kept {
                 Some(k) if reuse => k,
                 _ => {

@@ -157,18 +157,8 @@ pub(crate) struct ChunkView {
 impl ChunkView {
     pub fn new(kv: &SparseKv, layer: usize, p0: usize, p1: usize) -> ChunkView {
         match kv.local[layer] {
-            Some(w) => {
-                let fits = p1 <= w;
-                ChunkView {
-                    fits,
-                    sinks: 0,
-                    window: w,
-                    wstart: if fits { 0 } else { (p0 + 1).saturating_sub(w) },
-                    renumbered: !fits && renumber(&kv.plan, kv.n_ctx_train, p1),
-                    choose: false,
-                    last: p1 - 1,
-                }
-            }
+            // A sliding-window layer attends its own window exactly and chooses nothing.
+            Some(w) => ChunkView::with(&kv.plan, kv.n_ctx_train, (0, w, w), false, p0, p1),
             None => ChunkView::global(&kv.plan, kv.n_ctx_train, p0, p1),
         }
     }
@@ -176,14 +166,27 @@ impl ChunkView {
     /// The view of a global layer (not sliding-window) under `plan`: what the Vulkan backend's
     /// window mode follows, so the device attends to what the CPU would.
     pub(crate) fn global(plan: &KvPlan, n_ctx_train: usize, p0: usize, p1: usize) -> ChunkView {
-        let fits = p1 <= plan.budget;
+        ChunkView::with(plan, n_ctx_train, (plan.sinks, plan.window, plan.budget), true, p0, p1)
+    }
+
+    /// The view for (sinks, window, budget), choosing memory entries past the budget if
+    /// `chooses`.
+    fn with(
+        plan: &KvPlan,
+        n_ctx_train: usize,
+        (sinks, window, budget): (usize, usize, usize),
+        chooses: bool,
+        p0: usize,
+        p1: usize,
+    ) -> ChunkView {
+        let fits = p1 <= budget;
         ChunkView {
             fits,
-            sinks: plan.sinks,
-            window: plan.window,
-            wstart: if fits { 0 } else { (p0 + 1).saturating_sub(plan.window) },
+            sinks,
+            window,
+            wstart: if fits { 0 } else { (p0 + 1).saturating_sub(window) },
             renumbered: !fits && renumber(plan, n_ctx_train, p1),
-            choose: !fits,
+            choose: !fits && chooses,
             last: p1 - 1,
         }
     }

@@ -59,7 +59,7 @@ impl Memo {
     /// Whether a single query at `p` may attend to this selection: it was made at most
     /// `chunk - 1` positions before, under the same position numbering.
     pub(crate) fn valid_for(&self, p: usize, chunk: usize, renumbered: bool) -> bool {
-        self.made_at.is_some_and(|m| p > m && p - m < chunk) && self.renumbered == renumbered
+        self.made_at.is_some_and(|m| reusable((m, self.renumbered), p, chunk, renumbered))
     }
 
     /// Whether it was chosen by the chunk whose last query is at `last` (by another query head).
@@ -102,6 +102,13 @@ impl Memo {
             + 2 * (self.k16.capacity() + self.v16.capacity())
             + 8 * self.g.pos.capacity()
     }
+}
+
+/// Whether a single query at `p` may attend to a selection made by the chunk whose last query
+/// was at `made.0`, with re-numbering `made.1`: at most `chunk - 1` positions later, under the
+/// same numbering. The CPU's memo and the Vulkan window mode's copy of it both follow this.
+pub(crate) fn reusable(made: (usize, bool), p: usize, chunk: usize, renumbered: bool) -> bool {
+    p > made.0 && p - made.0 < chunk && made.1 == renumbered
 }
 
 pub struct SparseKv {

@@ -98,34 +98,32 @@ impl Shader {
         })
     }
 
-    /// Whether the shader needs the device's `shaderIntegerDotProduct`.
+    /// The plain shader a packed-dot variant computes the same bits as (itself otherwise).
+    fn plain(self) -> Shader {
+        match self {
+            Shader::MatvecQ4_0Dot4 => Shader::MatvecQ4_0,
+            Shader::MatvecQ4_1Dot4 => Shader::MatvecQ4_1,
+            Shader::MatvecQ5_0Dot4 => Shader::MatvecQ5_0,
+            Shader::MatvecQ8_0Dot4 => Shader::MatvecQ8_0,
+            Shader::MatvecQ4KDot4 => Shader::MatvecQ4K,
+            Shader::MatvecQ6KDot4 => Shader::MatvecQ6K,
+            other => other,
+        }
+    }
+
+    /// Whether the shader needs the device's `shaderIntegerDotProduct`: the packed-dot variants.
     pub fn needs_integer_dot(self) -> bool {
-        matches!(
-            self,
-            Shader::MatvecQ4_0Dot4
-                | Shader::MatvecQ4_1Dot4
-                | Shader::MatvecQ5_0Dot4
-                | Shader::MatvecQ8_0Dot4
-                | Shader::MatvecQ4KDot4
-                | Shader::MatvecQ6KDot4
-        )
+        self.plain() != self
     }
 
     /// The activation format a matvec shader reads: `None` for the float matvecs (F32, F16),
     /// which take f32 activations as the CPU does for those types; otherwise the quantized
     /// partner that `QuantizeQ8` must first write (the CPU's `vec_dot_type`).
     pub fn act_quant(self) -> Option<ActQuant> {
-        match self {
-            Shader::MatvecQ4_0
-            | Shader::MatvecQ5_0
-            | Shader::MatvecQ8_0
-            | Shader::MatvecQ4_0Dot4
-            | Shader::MatvecQ5_0Dot4
-            | Shader::MatvecQ8_0Dot4 => Some(ActQuant::Q8_0),
-            Shader::MatvecQ4_1 | Shader::MatvecQ4_1Dot4 => Some(ActQuant::Q8_1),
-            Shader::MatvecQ4K | Shader::MatvecQ6K | Shader::MatvecQ4KDot4 | Shader::MatvecQ6KDot4 => {
-                Some(ActQuant::Q8K)
-            }
+        match self.plain() {
+            Shader::MatvecQ4_0 | Shader::MatvecQ5_0 | Shader::MatvecQ8_0 => Some(ActQuant::Q8_0),
+            Shader::MatvecQ4_1 => Some(ActQuant::Q8_1),
+            Shader::MatvecQ4K | Shader::MatvecQ6K => Some(ActQuant::Q8K),
             _ => None,
         }
     }
