@@ -165,3 +165,43 @@ fn decoding_reselects_once_per_selection_chunk() {
     assert!(shared * 7 <= every && every <= shared * 9, "selections: {every} vs {shared}");
     assert!(a != b, "sharing selections changed nothing");
 }
+
+/// A prompt batch past the budget whose last chunk is a single query (9 tokens with 8-token
+/// selection chunks) keeps its selection in f32 rows like any prompt chunk: with f16 pages it
+/// once took the decoded tokens' f16-only form and then read f32 rows that were not there (a
+/// panic). Batches of 9 after decoded tokens, in every mode, f32 and f16 pages; in window mode they
+/// attend to what 16-token batches do, so the logits agree up to rounding.
+#[test]
+fn prompt_batches_ending_in_a_single_query_past_the_budget() {
+    let (_f, model) = model();
+    let toks = tokens(&model, 120);
+    // (q8_0 pages need head dimensions of 32; the tiny model's are 16.)
+    for ty in [KvType::F32, KvType::F16] {
+        for mode in [KvMode::Window, KvMode::Dilated, KvMode::Fovea] {
+            let opts = KvOptions { kv_type: ty, select_chunk: 8, ..kv(mode, 40) };
+            let sopts = SessionOptions {
+                n_ctx: toks.len(),
+                n_threads: 2,
+                kv: opts.clone(),
+                ..SessionOptions::default()
+            };
+            let mut s = Session::new(&model, &sopts).unwrap();
+            let mut got = Vec::new();
+            // 48 prompt tokens, 3 decoded, then batches of 9 (each ends in a one-query chunk).
+            got.extend(s.eval(&toks[..48], Logits::From(0)).unwrap());
+            for t in &toks[48..51] {
+                got.extend(s.eval(std::slice::from_ref(t), Logits::From(0)).unwrap());
+            }
+            for c in toks[51..].chunks(9) {
+                got.extend(s.eval(c, Logits::From(0)).unwrap());
+            }
+            assert!(got.iter().all(|x| x.is_finite()), "{ty:?} {mode:?}: non-finite logits");
+            if mode == KvMode::Window {
+                let want = stream(&model, opts, &toks, 16);
+                let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                let worst = want.iter().zip(&got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-5 * scale, "{ty:?}: batches of 9 differ by {worst} (scale {scale})");
+            }
+        }
+    }
+}

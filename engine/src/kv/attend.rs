@@ -86,7 +86,8 @@ pub fn attention(
             // Only the chunk ending the batch touches the memo, so chunks never wait on each other.
             let keeps = t1 == n;
             let memory = Selector { kv, compute, rope, layer, h, kq_scale };
-            let mem = memory.entries(&view, &qs, keeps, t1 - t0 == 1, &mut fresh, &mut eff);
+            let reader = Reader::Prompt { single: t1 - t0 == 1 };
+            let mem = memory.entries(&view, &qs, keeps, reader, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
             let segs = window_rows(kv, &ops, layer, h, wstart..p1, &mut win);
 
@@ -239,10 +240,19 @@ impl Deref for Memory<'_> {
     }
 }
 
+/// Who reads a chunk's memory entries, which decides what a kept selection must hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reader {
+    /// A prompt chunk (`single`: of one query), read as gathered f32 rows.
+    Prompt { single: bool },
+    /// A decoded token: reads gathered f32 rows, or the f16 rows alone when the pages hold f16.
+    Decode,
+}
+
 impl<'a> Selector<'a> {
     /// The memory entries the chunk described by `view` attends to, for its queries qs
     /// (chunk * group, hd). With `keeps`, the selection is the memo's: reused when it was made
-    /// for this chunk (by another query head or segment) or, for a `single` query, within
+    /// for this chunk (by another query head or segment) or, for a single query, within
     /// `select_chunk` positions of it; otherwise chosen now and kept. Without, it is chosen
     /// into `fresh`.
     pub fn entries<'b>(
@@ -250,7 +260,7 @@ impl<'a> Selector<'a> {
         view: &ChunkView,
         qs: &[f32],
         keeps: bool,
-        single: bool,
+        reader: Reader,
         fresh: &'b mut Gathered,
         eff: &mut Vec<usize>,
     ) -> Memory<'b>
@@ -264,8 +274,13 @@ impl<'a> Selector<'a> {
         }
         let chunk = kv.plan.select_chunk;
         let usable = |m: &Memo| {
-            (m.made_for(view.last, view.renumbered) && (single || m.has_f32()))
-                || (single && m.valid_for(view.last, chunk, view.renumbered))
+            let (made_for, valid) =
+                (m.made_for(view.last, view.renumbered), m.valid_for(view.last, chunk, view.renumbered));
+            match reader {
+                Reader::Decode => made_for || valid,
+                // A decoded token's selection holds no f32 rows: a prompt chunk chooses its own.
+                Reader::Prompt { single } => m.has_f32() && (made_for || (single && valid)),
+            }
         };
         let mut writer = if keeps && !usable(&kv.memo_read(layer, h)) {
             // Another head or segment of this KV head may have chosen while we waited.
@@ -279,7 +294,7 @@ impl<'a> Selector<'a> {
             let m = m.refill(view.last, view.renumbered);
             if kv.store.shape().ty != KvType::F16 {
                 self.choose(view, qs, &mut m.g, eff);
-            } else if single {
+            } else if reader == Reader::Decode {
                 // Only decoding reads a decoded token's selection: the f16 rows alone.
                 self.choose_half(view, qs, m, eff);
             } else {

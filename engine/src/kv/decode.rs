@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fovea_kernels::ops::{KvRows, OpKernels, RopeTable, SoftmaxStats};
 
-use super::attend::{ChunkView, Memory, Selector};
+use super::attend::{ChunkView, Memory, Reader, Selector};
 use super::gather::{gather, Gathered};
 use super::mode::KvType;
 use super::sparse::SparseKv;
@@ -69,7 +69,7 @@ pub(super) fn attention(
             let (h, seg) = (item % n_kv, item / n_kv);
             let qs = &q[h * group * hd..(h + 1) * group * hd]; // (group, hd)
             let memory = Selector { kv, compute, rope, layer, h, kq_scale };
-            let mem = memory.entries(view, qs, true, true, &mut fresh, &mut eff);
+            let mem = memory.entries(view, qs, true, Reader::Decode, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
             // Entry index space: memory entries 0..n_mem, then the window region. With pages of
             // f16, both are read as f16 (the kept copy, the pages in place).
