@@ -7,6 +7,7 @@
 use core::arch::x86_64::*;
 
 use crate::ops::group_attention::{raw_rows, values_shape, KvRows};
+use crate::ops::prefetch::{prefetch_bytes, ROWS_AHEAD};
 use crate::ops::reduce::LANES;
 
 /// Queries per block: 4 x 2 value accumulators are half of the 16 vector registers.
@@ -65,8 +66,10 @@ unsafe fn scores_block<const HALF: bool, const G: usize>(
 ) {
     let q = &q[..G * hd];
     let scale = _mm256_set1_ps(scale);
+    let row_bytes = hd * if HALF { 2 } else { 4 };
     for j0 in (0..n).step_by(KEYS) {
         let m = (n - j0).min(KEYS);
+        prefetch_bytes(keys.wrapping_add((j0 + ROWS_AHEAD) * row_bytes), KEYS * row_bytes);
         let mut lanes = [[_mm256_setzero_ps(); KEYS]; G];
         for jj in 0..m {
             let row = (j0 + jj) * hd;
@@ -183,7 +186,9 @@ unsafe fn values_pass<const HALF: bool, const G: usize>(
             *a = unsafe { _mm256_loadu_ps(acc.as_ptr().add(g * hdv + col + 8 * p)) };
         }
     }
+    let esz = if HALF { 2 } else { 4 };
     for j in 0..n {
+        prefetch_bytes(values.wrapping_add(((j + ROWS_AHEAD) * hdv + col) * esz), 16 * esz);
         // SAFETY: row j's columns col..col + 16 lie inside the n rows (caller, the assert).
         let v = unsafe { [load8::<HALF>(values, j * hdv + col), load8::<HALF>(values, j * hdv + col + 8)] };
         for (g, a) in a.iter_mut().enumerate() {
