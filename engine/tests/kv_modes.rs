@@ -57,25 +57,40 @@ fn past_the_budget_the_modes_differ_from_full() {
 
 /// Decoding past the budget runs its own path (one item per KV head and segment of entries,
 /// segments merged by their softmax stats; with f16 pages, the window read in place and the
-/// kept entries as an f16 copy, widened tile by tile). In window mode every query attends to
-/// the same entries whether it is decoded alone or in a prompt chunk (which widens the same f16
-/// values once, exactly), so the two paths may differ only by rounding.
+/// kept entries as an f16 copy, widened tile by tile; fovea's two descents per KV head run as
+/// items of their own before attention). In window mode every query attends to the same entries
+/// whether it is decoded alone or in a prompt chunk (which widens the same f16 values once,
+/// exactly), and so does fovea when every query selects on its own (selection chunk 1) by the
+/// mean keys of every eligible page: the two paths choose the same pages and may differ only by
+/// rounding. (The bound's scores are relative to the root's, and a beam reads inner nodes: both
+/// summarize every stored page, and a prompt batch stores all its keys before attending, so
+/// there a prompt chunk's choice may differ from the decoded token's.)
 #[test]
 fn decoding_past_the_budget_attends_like_a_prompt_chunk() {
     let (_f, model) = model();
     // Past the 40-entry budget, inside the 128-token trained context (true positions).
     let toks = tokens(&model, 120);
-    for ty in [KvType::F32, KvType::F16] {
-        let opts = KvOptions { kv_type: ty, ..kv(KvMode::Window, 40) };
-        let batched = stream(&model, opts.clone(), &toks, 16);
-        let decoded = stream(&model, opts, &toks, 1);
-        let scale = batched.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let worst = batched.iter().zip(&decoded).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        // Measured: 1e-6 on logits of scale 4.5; a 1e-4 relative error in the merge gives 2e-4.
-        assert!(worst <= 1e-5 * scale, "{ty:?}: decoded logits differ by {worst} (scale {scale})");
-        let full = stream(&model, KvOptions::default(), &toks, 1);
-        let off = full.iter().zip(&decoded).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(off > 1e-3 * scale, "{ty:?}: the window must change the logits: {off}");
+    // Fovea: 4 sinks, a window of 12 and 3 pages of 8.
+    let modes = [
+        (KvMode::Window, 8, None, Scoring::Union, 2),
+        (KvMode::Fovea, 1, Some(12), Scoring::Mean, usize::MAX),
+    ];
+    for (mode, select_chunk, window, scoring, beam) in modes {
+        for ty in [KvType::F32, KvType::F16] {
+            let opts = KvOptions { kv_type: ty, select_chunk, window, scoring, beam, ..kv(mode, 40) };
+            let batched = stream(&model, opts.clone(), &toks, 16);
+            let decoded = stream(&model, opts, &toks, 1);
+            let scale = batched.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let worst = batched.iter().zip(&decoded).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            // Measured: 1e-6 on logits of scale 4.5; a 1e-4 relative error in the merge gives 2e-4.
+            assert!(
+                worst <= 1e-5 * scale,
+                "{mode:?} {ty:?}: decoded logits differ by {worst} (scale {scale})"
+            );
+            let full = stream(&model, KvOptions::default(), &toks, 1);
+            let off = full.iter().zip(&decoded).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(off > 1e-3 * scale, "{mode:?} {ty:?}: the budget must change the logits: {off}");
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use super::gather::{gather, gather_f16, rerotate, Gathered};
 use super::mode::{KvMode, KvPlan, KvType, PositionMode, Scoring};
 use super::select::{dilated_positions, merge, select_pages, top_pages_exact, Kernels, Queries, Want};
 use super::sparse::{Memo, SparseKv};
+use super::summaries::HeadIndex;
 use crate::attention::AttnShape;
 use crate::matmul::Compute;
 use crate::threadpool::SharedMut;
@@ -85,7 +86,7 @@ pub fn attention(
             }
             // Only the chunk ending the batch touches the memo, so chunks never wait on each other.
             let keeps = t1 == n;
-            let memory = Selector { kv, compute, rope, layer, h, kq_scale };
+            let memory = Selector { kv, compute, rope, layer, h, kq_scale, chosen: None };
             let reader = Reader::Prompt { single: t1 - t0 == 1 };
             let mem = memory.entries(&view, &qs, keeps, reader, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
@@ -213,6 +214,18 @@ pub(crate) fn renumbered_position(
     }
 }
 
+/// Whether a reader of the chunk `view` may reuse the kept selection `m` (`chunk`: positions
+/// one selection serves).
+fn usable(m: &Memo, view: &ChunkView, chunk: usize, reader: Reader) -> bool {
+    let (made_for, valid) =
+        (m.made_for(view.last, view.renumbered), m.valid_for(view.last, chunk, view.renumbered));
+    match reader {
+        Reader::Decode => made_for || valid,
+        // A decoded token's selection holds no f32 rows: a prompt chunk chooses its own.
+        Reader::Prompt { single } => m.has_f32() && (made_for || (single && valid)),
+    }
+}
+
 /// Chooses (or reuses) the memory entries of one layer and KV head.
 pub(super) struct Selector<'a> {
     pub kv: &'a SparseKv,
@@ -221,6 +234,8 @@ pub(super) struct Selector<'a> {
     pub layer: usize,
     pub h: usize,
     pub kq_scale: f32,
+    /// The memory entries, if already chosen (decoding runs fovea's descents before attention).
+    pub chosen: Option<&'a [Range<usize>]>,
 }
 
 /// A chunk's memory entries: chosen by the chunk itself, or kept from a selection before it.
@@ -272,16 +287,7 @@ impl<'a> Selector<'a> {
             fresh.clear();
             return Memory::Fresh(fresh);
         }
-        let chunk = kv.plan.select_chunk;
-        let usable = |m: &Memo| {
-            let (made_for, valid) =
-                (m.made_for(view.last, view.renumbered), m.valid_for(view.last, chunk, view.renumbered));
-            match reader {
-                Reader::Decode => made_for || valid,
-                // A decoded token's selection holds no f32 rows: a prompt chunk chooses its own.
-                Reader::Prompt { single } => m.has_f32() && (made_for || (single && valid)),
-            }
-        };
+        let usable = |m: &Memo| usable(m, view, kv.plan.select_chunk, reader);
         let mut writer = if keeps && !usable(&kv.memo_read(layer, h)) {
             // Another head or segment of this KV head may have chosen while we waited.
             Some(kv.memo_write(layer, h)).filter(|m| !usable(m))
@@ -312,8 +318,23 @@ impl<'a> Selector<'a> {
         }
     }
 
+    /// Whether a decoded token described by `view` must choose its memory entries: it
+    /// chooses, and its layer and KV head keep no selection it may reuse.
+    pub fn must_choose(&self, view: &ChunkView) -> bool {
+        view.choose
+            && !usable(
+                &self.kv.memo_read(self.layer, self.h),
+                view,
+                self.kv.plan.select_chunk,
+                Reader::Decode,
+            )
+    }
+
     /// The memory entries' position ranges for the chunk's queries qs.
     fn ranges(&self, view: &ChunkView, qs: &[f32]) -> Vec<Range<usize>> {
+        if let Some(r) = self.chosen {
+            return r.to_vec();
+        }
         let hd = self.kv.store.shape().head_dim;
         let queries = Queries { q: qs, hd, scale: self.kq_scale };
         memory(self.kv, self.compute, self.layer, self.h, queries, view.sinks, view.wstart)
@@ -425,42 +446,77 @@ fn memory(
             r
         }
         KvMode::Fovea => {
-            let (page, k) = (plan.page, plan.k_pages);
-            if mem_end <= sinks.end + k * page {
+            let Some(tree) = FoveaTree::new(kv, layer, h, sinks.end, mem_end) else {
                 // Everything before the window fits in the pages' share: take it all.
                 return std::iter::once(sinks.start..mem_end).collect();
-            }
-            let n_eligible = mem_end / page;
-            let index = &kv.index[layer][h];
-            let dots = |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
-            let softmax = |x: &mut [f32]| compute.ops.softmax(x);
-            let siblings = |q: &[f32], lo: &[&[half::f16]], hi: &[&[half::f16]], o: &mut [f32], at, width| {
-                compute.ops.sibling_dots(q, lo, hi, o, at, width)
-            };
-            let kernels = Kernels { dots: &dots, siblings: &siblings, softmax: &softmax };
-            let half = k.div_ceil(2);
-            let (by_bound, by_mean, beam_factor) = match plan.scoring {
-                Scoring::Bound => (k, 0, plan.beam),
-                Scoring::Mean => (0, k, plan.beam),
-                Scoring::Union => (half, k - half, plan.beam),
-                Scoring::UnionFlat => (half, k - half, usize::MAX),
-                Scoring::Exact => (0, 0, 0),
             };
             let pages = if plan.scoring == Scoring::Exact {
                 let mut keys = Gathered::default();
-                let eligible = sinks.start..n_eligible * page;
+                let eligible = sinks.start..tree.n_eligible * plan.page;
                 gather(&kv.store, &compute.ops, layer, h, std::slice::from_ref(&eligible), &mut keys);
-                kv.stats.add(n_eligible, n_eligible);
-                top_pages_exact(qs, &keys.keys, page, k, &dots)
+                kv.stats.add(tree.n_eligible, tree.n_eligible);
+                let dots =
+                    |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
+                top_pages_exact(qs, &keys.keys, plan.page, plan.k_pages, &dots)
             } else {
-                let (p, nodes) =
-                    select_pages(index, qs, n_eligible, Want { by_bound, by_mean, beam_factor }, kernels);
-                kv.stats.add(nodes, n_eligible);
+                let (p, nodes) = with_select_kernels(compute, |kernels| {
+                    select_pages(tree.index, qs, tree.n_eligible, tree.want, kernels)
+                });
+                kv.stats.add(nodes, tree.n_eligible);
                 p
             };
-            let mut r = vec![sinks];
-            r.extend(pages.into_iter().map(|p| p * page..(p + 1) * page));
-            merge(r)
+            page_ranges(sinks, &pages, plan.page)
         }
     }
+}
+
+/// The sinks and the chosen pages as sorted, merged position ranges.
+pub(super) fn page_ranges(sinks: Range<usize>, pages: &[usize], page: usize) -> Vec<Range<usize>> {
+    let mut r = vec![sinks];
+    r.extend(pages.iter().map(|&p| p * page..(p + 1) * page));
+    merge(r)
+}
+
+/// What fovea's selection for one layer and KV head descends: its tree, the eligible pages
+/// (those wholly before the window region) and how many pages each ranking picks.
+pub(super) struct FoveaTree<'a> {
+    pub index: &'a HeadIndex,
+    pub n_eligible: usize,
+    pub want: Want,
+}
+
+impl<'a> FoveaTree<'a> {
+    /// None when everything between the sinks and `mem_end` fits in the pages' share (nothing
+    /// to choose).
+    pub fn new(kv: &'a SparseKv, layer: usize, h: usize, sinks_end: usize, mem_end: usize) -> Option<Self> {
+        let plan = &kv.plan;
+        let (page, k) = (plan.page, plan.k_pages);
+        if mem_end <= sinks_end + k * page {
+            return None;
+        }
+        let half = k.div_ceil(2);
+        let (by_bound, by_mean, beam_factor) = match plan.scoring {
+            Scoring::Bound => (k, 0, plan.beam),
+            Scoring::Mean => (0, k, plan.beam),
+            Scoring::Union => (half, k - half, plan.beam),
+            Scoring::UnionFlat => (half, k - half, usize::MAX),
+            Scoring::Exact => (0, 0, 0),
+        };
+        Some(FoveaTree {
+            index: &kv.index[layer][h],
+            n_eligible: mem_end / page,
+            want: Want { by_bound, by_mean, beam_factor },
+        })
+    }
+}
+
+/// Runs `f` with the selection kernels of `compute` (the SIMD score, sibling-panel and softmax
+/// kernels).
+pub(super) fn with_select_kernels<R>(compute: &Compute, f: impl FnOnce(Kernels<'_>) -> R) -> R {
+    let dots = |q: &[f32], k: &[f32], sc: f32, o: &mut [f32]| compute.ops.attn_scores(q, k, sc, o);
+    let softmax = |x: &mut [f32]| compute.ops.softmax(x);
+    let siblings = |q: &[f32], lo: &[&[half::f16]], hi: &[&[half::f16]], o: &mut [f32], at, width| {
+        compute.ops.sibling_dots(q, lo, hi, o, at, width)
+    };
+    f(Kernels { dots: &dots, siblings: &siblings, softmax: &softmax })
 }

@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fovea_kernels::ops::{KvRows, OpKernels, RopeTable, SoftmaxStats};
 
-use super::attend::{ChunkView, Memory, Reader, Selector};
+use super::attend::{page_ranges, with_select_kernels, ChunkView, FoveaTree, Memory, Reader, Selector};
 use super::gather::{gather, Gathered};
-use super::mode::KvType;
+use super::mode::{KvMode, KvType, Scoring};
+use super::select::{descend, merge_picks, Queries, Ranking};
 use super::sparse::SparseKv;
 use crate::attention::AttnShape;
 use crate::attention_tiled::intersect;
@@ -53,6 +54,7 @@ pub(super) fn attention(
     let mut stats = vec![SoftmaxStats::MASKED; n_kv * n_seg * group];
     let mut partial = vec![0.0f32; n_kv * n_seg * group * hdv];
     let (stats, partial) = (SharedMut::new(&mut stats), SharedMut::new(&mut partial));
+    let chosen = choose_in_parallel(compute, kv, rope, layer, shape, view, q);
     let out = SharedMut::new(out);
     compute.pool.run(&|_| {
         let mut fresh = Gathered::default();
@@ -68,7 +70,7 @@ pub(super) fn attention(
             // its selection on different threads while the later ones reuse it.
             let (h, seg) = (item % n_kv, item / n_kv);
             let qs = &q[h * group * hd..(h + 1) * group * hd]; // (group, hd)
-            let memory = Selector { kv, compute, rope, layer, h, kq_scale };
+            let memory = Selector { kv, compute, rope, layer, h, kq_scale, chosen: chosen[h].as_deref() };
             let mem = memory.entries(view, qs, true, Reader::Decode, &mut fresh, &mut eff);
             let n_mem = mem.pos.len();
             // Entry index space: memory entries 0..n_mem, then the window region. With pages of
@@ -127,6 +129,77 @@ pub(super) fn attention(
             }
         }
     });
+}
+
+/// Fovea's page choice for the KV heads whose kept selection this token may not reuse, each
+/// head's two descents (bound and mean) as separate items: 3 KV heads make 6 items on 2 threads
+/// instead of 3 selections, one of which a thread waited out alone. Returns each KV head's
+/// memory entries (None: reused, or chosen the ordinary way in `Selector::entries`).
+#[allow(clippy::too_many_arguments)]
+fn choose_in_parallel(
+    compute: &Compute,
+    kv: &SparseKv,
+    rope: &RopeTable,
+    layer: usize,
+    shape: AttnShape,
+    view: &ChunkView,
+    q: &[f32],
+) -> Vec<Option<Vec<Range<usize>>>> {
+    let AttnShape { n_head, group, head_dim: hd, kq_scale, .. } = shape;
+    let n_kv = n_head / group.max(1);
+    let mut chosen: Vec<Option<Vec<Range<usize>>>> = vec![None; n_kv];
+    if kv.plan.mode != KvMode::Fovea || kv.plan.scoring == Scoring::Exact || !view.choose {
+        return chosen;
+    }
+    let sinks = 0..view.sinks.min(view.wstart);
+    // (KV head, ranking, pages, beam) of every descent to run.
+    let mut jobs: Vec<(usize, Ranking, usize, usize)> = Vec::new();
+    let mut trees: Vec<Option<FoveaTree<'_>>> = (0..n_kv).map(|_| None).collect();
+    for (h, tree) in trees.iter_mut().enumerate() {
+        let memory = Selector { kv, compute, rope, layer, h, kq_scale, chosen: None };
+        if !memory.must_choose(view) {
+            continue;
+        }
+        *tree = FoveaTree::new(kv, layer, h, sinks.end, view.wstart);
+        if let Some(t) = tree {
+            jobs.extend(t.want.descents().map(|(r, k, beam)| (h, r, k, beam)));
+        }
+    }
+    if jobs.is_empty() {
+        return chosen;
+    }
+    let mut found: Vec<(Vec<usize>, usize)> = vec![(Vec::new(), 0); jobs.len()];
+    let slots = SharedMut::new(&mut found);
+    let next = AtomicUsize::new(0);
+    compute.pool.run(&|_| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&(h, ranking, k, beam)) = jobs.get(i) else { break };
+        let Some(t) = &trees[h] else { continue };
+        let qs = Queries { q: &q[h * group * hd..(h + 1) * group * hd], hd, scale: kq_scale };
+        let result = with_select_kernels(compute, |kernels| {
+            descend(t.index, qs, t.n_eligible, ranking, k, beam, kernels)
+        });
+        // SAFETY: item i alone writes slot i.
+        let slot = unsafe { slots.range(i, 1) };
+        slot[0] = result;
+    });
+    for (h, tree) in trees.iter().enumerate() {
+        let Some(t) = tree else { continue };
+        let (mut bound, mut mean, mut nodes) = (Vec::new(), Vec::new(), 0);
+        for (&(jh, ranking, _, _), (pages, scored)) in jobs.iter().zip(&mut found) {
+            if jh == h {
+                nodes += *scored;
+                match ranking {
+                    Ranking::Bound => bound = std::mem::take(pages),
+                    Ranking::Mean => mean = std::mem::take(pages),
+                }
+            }
+        }
+        kv.stats.add(nodes, t.n_eligible);
+        let pages = merge_picks(bound, &mean, t.want.by_bound + t.want.by_mean);
+        chosen[h] = Some(page_ranges(sinks.clone(), &pages, kv.plan.page));
+    }
+    chosen
 }
 
 /// Rows r (of width w) of stored entries.

@@ -9,12 +9,14 @@
 //!   mean keys would draw. It ranks pages best for perplexity.
 //!
 //! Both are computed with the attention-score kernel (SIMD), over blocks of sibling nodes.
-//! The descent is a beam search from the root: at each level the candidates are the children
-//! of the kept nodes; when there are more than the beam holds, they are scored and the best
-//! `beam` by each ranking are kept. Scoring cost per selection is then about
-//! levels x 2 x beam x BRANCHING nodes, growing with the log of the context; with an unlimited
-//! beam the descent scores every page and equals the flat scan (`--kv-score union-flat`), which
-//! is how what the beam loses is measured.
+//! Each ranking has its own descent, a beam search from the root: at each level the candidates
+//! are the children of the kept nodes; when there are more than the beam holds, they are scored
+//! and the best `beam` kept. Scoring cost per selection is then about levels x beam x BRANCHING
+//! nodes per ranking, growing with the log of the context; with an unlimited beam the descents
+//! score every page and equal the flat scan (`--kv-score union-flat`), which is how what the
+//! beam loses is measured. The two descents are independent, so a decoded token runs them on
+//! both threads (one descent that kept the union of both rankings' beams scored every candidate
+//! both ways and, with 3 KV heads on 2 threads, left a thread waiting on the third selection).
 
 use std::ops::Range;
 
@@ -73,8 +75,30 @@ fn beam_width(k: usize, factor: usize) -> usize {
     }
 }
 
+/// One of the two rankings, each found by its own descent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranking {
+    Bound,
+    Mean,
+}
+
+impl Want {
+    /// The descents a selection runs: (ranking, pages it returns, nodes its beam keeps per
+    /// level). The mean descent returns enough pages to fill in for those the bound took too.
+    pub fn descents(self) -> impl Iterator<Item = (Ranking, usize, usize)> {
+        let k = self.by_bound + self.by_mean;
+        [
+            (Ranking::Bound, self.by_bound, beam_width(self.by_bound, self.beam_factor)),
+            (Ranking::Mean, k, beam_width(self.by_mean, self.beam_factor)),
+        ]
+        .into_iter()
+        .filter(move |&(r, _, _)| if r == Ranking::Bound { self.by_bound > 0 } else { self.by_mean > 0 })
+    }
+}
+
 /// The chosen pages (bound picks first, then mean picks; distinct, all < n_eligible) and the
-/// number of nodes scored.
+/// number of nodes scored: each ranking's descent ([`descend`]), then [`merge_picks`]. Decoding
+/// runs the two descents as separate items, on both threads.
 pub fn select_pages(
     index: &HeadIndex,
     qs: Queries<'_>,
@@ -82,13 +106,51 @@ pub fn select_pages(
     want: Want,
     kernels: Kernels<'_>,
 ) -> (Vec<usize>, usize) {
+    let (mut bound, mut mean, mut scored) = (Vec::new(), Vec::new(), 0);
+    for (ranking, k, beam) in want.descents() {
+        let (pages, nodes) = descend(index, qs, n_eligible, ranking, k, beam, kernels);
+        scored += nodes;
+        match ranking {
+            Ranking::Bound => bound = pages,
+            Ranking::Mean => mean = pages,
+        }
+    }
+    (merge_picks(bound, &mean, want.by_bound + want.by_mean), scored)
+}
+
+/// The bound's picks, then the mean's (best first) that the bound did not take, k in all.
+pub fn merge_picks(mut bound: Vec<usize>, mean: &[usize], k: usize) -> Vec<usize> {
+    bound.truncate(k);
+    let taken = bound.len();
+    for &p in mean {
+        if bound.len() >= k {
+            break;
+        }
+        if !bound[..taken].contains(&p) {
+            bound.push(p);
+        }
+    }
+    bound
+}
+
+/// One ranking's beam descent from the root: at each level the candidates are the children of
+/// the kept nodes; when there are more than `beam`, they are scored and the best `beam` kept.
+/// Returns the `k` best eligible pages by the ranking (best first) and the nodes scored.
+pub fn descend(
+    index: &HeadIndex,
+    qs: Queries<'_>,
+    n_eligible: usize,
+    ranking: Ranking,
+    k: usize,
+    beam: usize,
+    kernels: Kernels<'_>,
+) -> (Vec<usize>, usize) {
     let n_eligible = n_eligible.min(index.n_pages());
-    let k = want.by_bound + want.by_mean;
     if k == 0 || n_eligible == 0 {
         return (Vec::new(), 0);
     }
-    let (wb, wm) = (beam_width(want.by_bound, want.beam_factor), beam_width(want.by_mean, want.beam_factor));
-    let mut sc = Scorer::new(index, qs, want.by_bound > 0, want.by_mean > 0, kernels);
+    let by_bound = ranking == Ranking::Bound;
+    let mut sc = Scorer::new(index, qs, by_bound, !by_bound, kernels);
     let top = index.levels.len() - 1;
     // Eligible nodes of level l: those whose first page is eligible.
     let eligible = |l: usize| n_eligible.div_ceil(BRANCHING.pow(l as u32));
@@ -102,19 +164,14 @@ pub fn select_pages(
         if l == 0 {
             scored += n_cands;
             sc.score(&index.levels[0], &cands);
-            let mut picked = sc.top(want.by_bound.min(n_cands), &[], true);
-            let more = sc.top(k.min(n_cands) - picked.len(), &picked, false);
-            picked.extend(more);
-            return (picked, scored);
+            return (sc.top(k.min(n_cands), &[], by_bound), scored);
         }
-        let kept: Vec<usize> = if n_cands <= wb.max(wm) {
+        let kept: Vec<usize> = if n_cands <= beam {
             cands.iter().flat_map(|r| r.clone()).collect()
         } else {
             scored += n_cands;
             sc.score(&index.levels[l], &cands);
-            let mut kept = sc.top(wb, &[], true);
-            let by_mean = sc.top(wm, &kept, false);
-            kept.extend(by_mean);
+            let mut kept = sc.top(beam, &[], by_bound);
             kept.sort_unstable();
             kept
         };
