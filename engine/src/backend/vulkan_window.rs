@@ -104,7 +104,7 @@ impl WindowPlan {
                 for i in 0..n_sink {
                     let eff =
                         renumbered_position(plan, self.n_ctx_train, sel.made_at, sel.wstart, n_sink, i, i);
-                    rope.angles(eff - i, &mut cos, &mut sin);
+                    rope.turn_angles(eff - i, &mut cos, &mut sin);
                     words.extend(cos.iter().zip(&sin).flat_map(|(c, s)| [c.to_bits(), s.to_bits()]));
                 }
                 at

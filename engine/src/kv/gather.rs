@@ -105,7 +105,7 @@ pub fn rerotate(rope: &RopeTable, keys: &mut [f32], hd: usize, pos: &[usize], ef
             continue;
         }
         if last != Some(delta) {
-            rope.angles(delta, &mut cos, &mut sin);
+            rope.turn_angles(delta, &mut cos, &mut sin);
             last = Some(delta);
         }
         // No bit of a re-numbered key has to match ggml: the vectorizable form.
