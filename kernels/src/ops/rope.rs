@@ -124,7 +124,7 @@ impl RopeTable {
     }
 }
 
-/// (cos x, sin x) in f64, to about 1e-9 absolute for |x| up to 1e9 (turns of a billion
+/// (cos x, sin x) in f64, to about 1e-9 absolute for 0 <= x <= 1e9 (turns of a billion
 /// positions; tested): x reduced by the nearest multiple of pi/2 (Cody-Waite, pi/2 in three
 /// parts), then Taylor polynomials on [-pi/4, pi/4] (sine to x^11, cosine to x^12: truncation
 /// below 1e-10).
@@ -132,7 +132,10 @@ fn cos_sin(x: f64) -> (f64, f64) {
     const PIO2_1: f64 = 1.570_796_326_734_125_6; // pi/2 to 33 bits
     const PIO2_2: f64 = 6.077_100_506_506_192e-11; // the next 33 bits
     const PIO2_3: f64 = 2.022_266_248_795_951e-21; // the rest
-    let n = (x * core::f64::consts::FRAC_2_PI).round();
+    // Turns are never negative, so adding a half and truncating rounds to nearest (`f64::round`
+    // is a libm call in this no_std crate's default build).
+    debug_assert!(x >= 0.0);
+    let n = ((x * core::f64::consts::FRAC_2_PI + 0.5) as i64) as f64;
     let r = ((x - n * PIO2_1) - n * PIO2_2) - n * PIO2_3;
     let r2 = r * r;
     let sin = r
@@ -145,12 +148,10 @@ fn cos_sin(x: f64) -> (f64, f64) {
             + r2 * (1.0 / 24.0
                 + r2 * (-1.0 / 720.0
                     + r2 * (1.0 / 40_320.0 + r2 * (-1.0 / 3_628_800.0 + r2 * (1.0 / 479_001_600.0))))));
-    match (n as i64).rem_euclid(4) {
-        0 => (cos, sin),
-        1 => (-sin, cos),
-        2 => (-cos, -sin),
-        _ => (sin, -cos),
-    }
+    // The quadrant picks from a table rather than a branch: turns of successive pages land in
+    // unrelated quadrants, and a mispredicted branch per pair cost more than the polynomials.
+    let q = ((n as i64) & 3) as usize;
+    ([cos, -sin, -cos, sin][q], [sin, cos, -sin, -cos][q])
 }
 
 #[cfg(test)]
