@@ -1,1 +1,1 @@
-fovea perplexity -m smollm2-135m -f ../shared/golden/text/pride_and_prejudice_ch01-15.txt --streaming --json -t 1 -c 8192 --kv fovea --kv-budget 512
+fovea perplexity -m smollm2-135m -f ../shared/golden/text/pride_and_prejudice_ch01-15.txt --streaming --json -t 2 -c 8192 --kv fovea --kv-budget 512
