@@ -182,14 +182,12 @@ pub fn descend(
     (Vec::new(), scored)
 }
 
-/// Scores candidate nodes of one level for a chunk's queries, with the many-query panel
-/// kernel: two sibling groups (8 nodes each, stored dimension-major in f16) make one 16-key
-/// panel, read in place (no widened copy), and each panel scores all query rows in one call.
-struct Scorer<'a> {
-    qs: Queries<'a>,
-    kernels: Kernels<'a>,
-    want_bound: bool,
-    want_mean: bool,
+/// The growable buffers of a [`Scorer`], kept per thread from one descent to the next: a
+/// descent's few dozen vectors, allocated and freed at every level, cost 3.5 + 1.3 per 100
+/// weight-dot samples in malloc's free and allocate paths when decoding at 128K (their chunks
+/// sit among gigabytes of pages, so freeing one touches cold neighbours).
+#[derive(Default)]
+struct ScorerBuffers {
     /// qb (n_q, 2 hd): each query row followed by its absolute values, so one dot against a
     /// node's mid followed by its half is Quest's bound q.mid + |q|.half.
     qb: Vec<f32>,
@@ -207,6 +205,30 @@ struct Scorer<'a> {
     /// Per-slot sums over the query rows (16 n_panels,).
     sum_b: Vec<f32>,
     sum_m: Vec<f32>,
+    /// Whether each slot holds no candidate, and those slots.
+    free_slot: Vec<bool>,
+    masked: Vec<usize>,
+}
+
+thread_local! {
+    static SCORER_BUFFERS: std::cell::Cell<ScorerBuffers> = std::cell::Cell::default();
+}
+
+/// Scores candidate nodes of one level for a chunk's queries, with the many-query panel
+/// kernel: two sibling groups (8 nodes each, stored dimension-major in f16) make one 16-key
+/// panel, read in place (no widened copy), and each panel scores all query rows in one call.
+struct Scorer<'a> {
+    qs: Queries<'a>,
+    kernels: Kernels<'a>,
+    want_bound: bool,
+    want_mean: bool,
+    b: ScorerBuffers,
+}
+
+impl Drop for Scorer<'_> {
+    fn drop(&mut self) {
+        SCORER_BUFFERS.set(std::mem::take(&mut self.b));
+    }
 }
 
 impl<'a> Scorer<'a> {
@@ -220,24 +242,13 @@ impl<'a> Scorer<'a> {
         let hd = qs.hd;
         let root = &index.levels[index.levels.len() - 1];
         let (mid, half) = (root.row_f32(Part::Mid, 0, hd), root.row_f32(Part::Half, 0, hd));
-        let c = qs.rows().map(|q| bound(q, &mid, &half)).collect();
-        let qb = qs.rows().flat_map(|q| q.iter().copied().chain(q.iter().map(|x| x.abs()))).collect();
-        Scorer {
-            qs,
-            kernels,
-            want_bound,
-            want_mean,
-            qb,
-            c,
-            cands: Vec::new(),
-            slots: Vec::new(),
-            bound: Vec::new(),
-            mean: Vec::new(),
-            out_b: Vec::new(),
-            out_m: Vec::new(),
-            sum_b: Vec::new(),
-            sum_m: Vec::new(),
-        }
+        // The buffers the last descent on this thread left (their contents are rewritten).
+        let mut b = SCORER_BUFFERS.take();
+        b.c.clear();
+        b.c.extend(qs.rows().map(|q| bound(q, &mid, &half)));
+        b.qb.clear();
+        b.qb.extend(qs.rows().flat_map(|q| q.iter().copied().chain(q.iter().map(|x| x.abs()))));
+        Scorer { qs, kernels, want_bound, want_mean, b }
     }
 
     /// Scores the nodes of `groups` (ascending sibling groups of `level`).
@@ -245,23 +256,26 @@ impl<'a> Scorer<'a> {
         let (hd, n_q) = (self.qs.hd, self.qs.q.len() / self.qs.hd.max(1));
         let n_panels = groups.len().div_ceil(2);
         let width = n_panels * PANEL;
-        self.cands.clear();
-        self.slots.clear();
+        self.b.cands.clear();
+        self.b.slots.clear();
         for (i, r) in groups.iter().enumerate() {
             debug_assert!(r.start / BRANCHING == (r.end - 1) / BRANCHING, "{r:?} spans two groups");
             // Slot of node n: group i's lanes start at 8 i, the node's place in its group after.
-            self.cands.extend(r.clone());
-            self.slots.extend(r.clone().map(|n| i * BRANCHING + n % BRANCHING));
+            self.b.cands.extend(r.clone());
+            self.b.slots.extend(r.clone().map(|n| i * BRANCHING + n % BRANCHING));
         }
         // Slots that hold no candidate weigh nothing in either ranking's softmax.
-        let mut masked = vec![true; width];
-        self.slots.iter().for_each(|&s| masked[s] = false);
-        let masked: Vec<usize> = (0..width).filter(|&s| masked[s]).collect();
+        self.b.free_slot.clear();
+        self.b.free_slot.resize(width, true);
+        self.b.slots.iter().for_each(|&s| self.b.free_slot[s] = false);
+        let mut masked = std::mem::take(&mut self.b.masked);
+        masked.clear();
+        masked.extend((0..width).filter(|&s| self.b.free_slot[s]));
         let (siblings, softmax, scale) = (self.kernels.siblings, self.kernels.softmax, self.qs.scale);
         // Panel p is groups 2p | 2p + 1 read in place (lanes 0..8 | 8..16); the bound's rows are
         // a group's mid rows, then its half rows.
-        self.out_b.resize(if self.want_bound { n_q * width } else { 0 }, 0.0);
-        self.out_m.resize(if self.want_mean { n_q * width } else { 0 }, 0.0);
+        self.b.out_b.resize(if self.want_bound { n_q * width } else { 0 }, 0.0);
+        self.b.out_m.resize(if self.want_mean { n_q * width } else { 0 }, 0.0);
         // Every candidate group's rows requested at once: scattered 1 KiB groups, one after
         // the other, would each wait out a cache miss.
         for r in groups {
@@ -281,10 +295,10 @@ impl<'a> Scorer<'a> {
                 let hi = hi.map(|r| [of(r, Part::Mid), of(r, Part::Half)]);
                 let lo = [of(lo, Part::Mid), of(lo, Part::Half)];
                 siblings(
-                    &self.qb,
+                    &self.b.qb,
                     &lo,
                     hi.as_ref().map_or(&[], |h| &h[..]),
-                    &mut self.out_b,
+                    &mut self.b.out_b,
                     p * PANEL,
                     width,
                 );
@@ -296,58 +310,59 @@ impl<'a> Scorer<'a> {
                     self.qs.q,
                     &lo,
                     hi.as_ref().map_or(&[], |h| &h[..]),
-                    &mut self.out_m,
+                    &mut self.b.out_m,
                     p * PANEL,
                     width,
                 );
             }
         }
         if self.want_bound {
-            self.sum_b.clear();
-            self.sum_b.resize(width, 0.0);
-            for (row, &c) in self.out_b.chunks_exact_mut(width).zip(&self.c) {
+            self.b.sum_b.clear();
+            self.b.sum_b.resize(width, 0.0);
+            for (row, &c) in self.b.out_b.chunks_exact_mut(width).zip(&self.b.c) {
                 row.iter_mut().for_each(|x| *x = scale * (*x - c));
                 masked.iter().for_each(|&s| row[s] = f32::NEG_INFINITY);
                 // exp(t) = softmax(t) * sum * exp(max): one vector pass and one exp per row.
                 let stats = softmax(row);
                 let k = (stats.sum * f64::from(stats.max).exp()) as f32;
-                for (f, &w) in self.sum_b.iter_mut().zip(row.iter()) {
+                for (f, &w) in self.b.sum_b.iter_mut().zip(row.iter()) {
                     *f += w * k;
                 }
             }
         }
         if self.want_mean {
-            self.sum_m.clear();
-            self.sum_m.resize(width, 0.0);
-            for row in self.out_m.chunks_exact_mut(width) {
+            self.b.sum_m.clear();
+            self.b.sum_m.resize(width, 0.0);
+            for row in self.b.out_m.chunks_exact_mut(width) {
                 row.iter_mut().for_each(|x| *x *= scale);
                 masked.iter().for_each(|&s| row[s] = f32::NEG_INFINITY);
                 softmax(row);
-                for (m, &w) in self.sum_m.iter_mut().zip(row.iter()) {
+                for (m, &w) in self.b.sum_m.iter_mut().zip(row.iter()) {
                     *m += w;
                 }
             }
         }
-        let (sum_b, sum_m) = (&self.sum_b, &self.sum_m);
-        self.bound.clear();
-        self.mean.clear();
+        self.b.masked = masked;
+        let (sum_b, sum_m) = (&self.b.sum_b, &self.b.sum_m);
+        self.b.bound.clear();
+        self.b.mean.clear();
         if self.want_bound {
-            self.bound.extend(self.slots.iter().map(|&s| sum_b[s]));
+            self.b.bound.extend(self.b.slots.iter().map(|&s| sum_b[s]));
         } else {
-            self.bound.resize(self.slots.len(), 0.0);
+            self.b.bound.resize(self.b.slots.len(), 0.0);
         }
         if self.want_mean {
-            self.mean.extend(self.slots.iter().map(|&s| sum_m[s]));
+            self.b.mean.extend(self.b.slots.iter().map(|&s| sum_m[s]));
         } else {
-            self.mean.resize(self.slots.len(), 0.0);
+            self.b.mean.resize(self.b.slots.len(), 0.0);
         }
     }
 
     /// The `k` best scored candidates not in `exclude` by bound (or mean), best first (ties:
     /// lower node first).
     fn top(&self, k: usize, exclude: &[usize], by_bound: bool) -> Vec<usize> {
-        let scores = if by_bound { &self.bound } else { &self.mean };
-        top_k(&self.cands, scores, k, exclude)
+        let scores = if by_bound { &self.b.bound } else { &self.b.mean };
+        top_k(&self.b.cands, scores, k, exclude)
     }
 }
 
