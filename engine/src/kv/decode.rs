@@ -7,6 +7,10 @@
 //! key and value row once for all of them, f16 rows widened in registers, and `segments` per KV
 //! head make items of equal size for the threads.
 //!
+//! A token that must re-select first runs fovea's tree descents, each ranking of each KV head
+//! as an item of its own (`choose_in_parallel`), so the selections are spread over the threads
+//! too.
+//!
 //! Each segment's softmax is normalised on its own; the last item of a KV head to finish merges
 //! the segments' outputs by their max and exp sum (log-sum-exp), which gives the softmax over all
 //! the entries up to rounding. This path only runs past the budget, where no bit has to match
@@ -66,8 +70,9 @@ pub(super) fn attention(
             if item >= n_items {
                 break;
             }
-            // Items of the same segment index first, so the first items of every KV head make
-            // its selection on different threads while the later ones reuse it.
+            // Items of the same segment index first, so the first items of every KV head gather
+            // its selection (chosen by `choose_in_parallel`) on different threads while the
+            // later ones reuse it.
             let (h, seg) = (item % n_kv, item / n_kv);
             let qs = &q[h * group * hd..(h + 1) * group * hd]; // (group, hd)
             let memory = Selector { kv, compute, rope, layer, h, kq_scale, chosen: chosen[h].as_deref() };
