@@ -129,9 +129,11 @@ impl RopeTable {
 /// parts), then Taylor polynomials on [-pi/4, pi/4] (sine to x^11, cosine to x^12: truncation
 /// below 1e-10).
 fn cos_sin(x: f64) -> (f64, f64) {
-    const PIO2_1: f64 = 1.570_796_326_734_125_6; // pi/2 to 33 bits
-    const PIO2_2: f64 = 6.077_100_506_506_192e-11; // the next 33 bits
-    const PIO2_3: f64 = 2.022_266_248_795_951e-21; // the rest
+    // pi/2 to 33 bits, the next 33 bits, the rest.
+    const PIO2_1: f64 = 1.570_796_326_734_125_6;
+    const PIO2_2: f64 = 6.077_100_506_506_192e-11;
+    const PIO2_3: f64 = 2.022_266_248_795_951e-21;
+
     // Turns are never negative, so adding a half and truncating rounds to nearest (`f64::round`
     // is a libm call in this no_std crate's default build).
     debug_assert!(x >= 0.0);
