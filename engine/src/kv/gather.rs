@@ -42,6 +42,10 @@ pub fn gather(
     let (hd, hdv) = (sh.head_dim, sh.head_dim_v);
     out.clear();
     out.pos.extend(ranges.iter().flat_map(|r| r.clone()));
+    // As in `gather_f16`: every run requested first.
+    for run in ranges.iter().flat_map(|r| store.page_runs(r.clone())) {
+        store.prefetch_rows(layer, h, run);
+    }
     for run in ranges.iter().flat_map(|r| store.page_runs(r.clone())) {
         if let Some((k, v)) = store.f32_rows(layer, h, run.clone()) {
             out.keys.extend_from_slice(k);
@@ -78,6 +82,11 @@ pub fn gather_f16(
 ) {
     let sh = store.shape();
     pos.extend(ranges.iter().flat_map(|r| r.clone()));
+    // Every run requested before the first is copied: the chosen pages lie scattered over the
+    // whole context, and copied one after the other each would wait out its own DRAM miss.
+    for run in ranges.iter().flat_map(|r| store.page_runs(r.clone())) {
+        store.prefetch_rows(layer, h, run);
+    }
     for run in ranges.iter().flat_map(|r| store.page_runs(r.clone())) {
         match store.f16_rows(layer, h, run.clone()) {
             Some((k, v)) => {

@@ -221,6 +221,23 @@ impl PagedStore {
         self.rows_in_place(KvType::F32, layer, h, r)
     }
 
+    /// Asks the CPU to bring the keys and values of KV head `h` at positions `r` (all in one
+    /// page) into cache, if the page is resident (a spilled one is left to the map's faults,
+    /// and its read is not counted against the map's release).
+    pub fn prefetch_rows(&self, layer: usize, h: usize, r: Range<usize>) {
+        let sh = self.shape;
+        if r.is_empty() || r.start / sh.tokens != (r.end - 1) / sh.tokens {
+            return;
+        }
+        if let Some(Page::Resident(bytes)) = self.pages[layer].get(r.start / sh.tokens) {
+            let (s0, s1) = (r.start % sh.tokens, (r.end - 1) % sh.tokens + 1);
+            for part in [bytes.get(sh.k_at(h, s0)..sh.k_at(h, s1)), bytes.get(sh.v_at(h, s0)..sh.v_at(h, s1))]
+            {
+                fovea_kernels::ops::prefetch(part.unwrap_or_default());
+            }
+        }
+    }
+
     /// As [`PagedStore::f32_rows`], for pages that hold f16.
     pub fn f16_rows(&self, layer: usize, h: usize, r: Range<usize>) -> Option<(&[f16], &[f16])> {
         self.rows_in_place(KvType::F16, layer, h, r)
