@@ -79,6 +79,13 @@ fn device() -> Option<Arc<Gpu>> {
     }
 }
 
+/// A device of its own with validation on (not the shared one other tests use), so its byte
+/// counts are exact; None (skip) where `device` finds none.
+fn own_device() -> Option<Arc<Gpu>> {
+    device()?;
+    Some(Arc::new(Gpu::new(&DeviceOptions { validation: true, device_index: None }).expect("device")))
+}
+
 fn assert_no_validation_messages(gpu: &Gpu) {
     let m = gpu.take_messages();
     assert!(m.is_empty(), "validation messages:\n{}", m.join("\n"));
@@ -265,11 +272,7 @@ fn smollm2_window_mode_on_vulkan_matches_cpu_window_mode() {
 
 #[test]
 fn models_and_device_forwards_return_device_memory() {
-    if device().is_none() {
-        return;
-    }
-    // A device of its own (not the shared one other tests use), so its byte counts are exact.
-    let gpu = Arc::new(Gpu::new(&DeviceOptions { validation: true, device_index: None }).expect("device"));
+    let Some(gpu) = own_device() else { return };
     let path = model_path("smollm2-135m");
     let baseline = gpu.memory_stats();
     let mut held = None;
@@ -293,20 +296,12 @@ fn models_and_device_forwards_return_device_memory() {
     assert_no_validation_messages(&gpu);
 }
 
-/// Greedy generation on two device forwards of SmolLM2, at both placements: one keeps its
-/// recorded forwards (the prompt's shape and the one-token shape, each recorded once and then
-/// re-submitted with new inputs and pos0), the other drops them before every step and so
-/// records each forward afresh (the old behaviour). Every step's output must be bit-identical:
-/// a re-submitted recording that kept a stale position, embedding or KV row would differ.
 /// Sessions of one model on one device share its uploaded weights: a second device forward
 /// adds only its own KV cache and scratch, and the weights go when the last one drops. A
 /// second load of the same file is another model and uploads its own copy.
 #[test]
 fn sessions_of_one_model_share_its_device_weights() {
-    if device().is_none() {
-        return;
-    }
-    let gpu = Arc::new(Gpu::new(&DeviceOptions { validation: true, device_index: None }).expect("device"));
+    let Some(gpu) = own_device() else { return };
     let path = model_path("smollm2-135m");
     let baseline = gpu.memory_stats().live_bytes;
     let m = Model::load(&path, &LoadOptions::default()).expect("load");
@@ -340,6 +335,11 @@ fn sessions_of_one_model_share_its_device_weights() {
     assert_no_validation_messages(&gpu);
 }
 
+/// Greedy generation on two device forwards of SmolLM2, at both placements: one keeps its
+/// recorded forwards (the prompt's shape and the one-token shape, each recorded once and then
+/// re-submitted with new inputs and pos0), the other drops them before every step and so
+/// records each forward afresh (the old behaviour). Every step's output must be bit-identical:
+/// a re-submitted recording that kept a stale position, embedding or KV row would differ.
 #[test]
 fn recorded_forwards_resubmit_bit_identically() {
     let Some(gpu) = device() else { return };

@@ -718,11 +718,12 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
         let vis = upload(&gpu, bytemuck::cast_slice(&words));
         let step = upload(&gpu, &(pos0 as u32).to_le_bytes());
         let (qb, ob) = (upload_f32(&gpu, &q), dev(n_tok * q_len));
-        let group = (n_head / n_kv) as u32;
+        let group = n_head / n_kv;
+        let hpw = group.min(ATTENTION_HEADS_PER_GROUP);
         let push = [
             n_tok as u32,
             n_head as u32,
-            group,
+            group as u32,
             hd as u32,
             hd as u32,
             0,
@@ -733,11 +734,10 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
             n_rot as u32,
             neox as u32,
             kv_f16 as u32,
-            group.min(ATTENTION_HEADS_PER_GROUP as u32),
+            hpw as u32,
         ];
         let bindings = [&qb, &k_cache, &v_cache, &ob, &step, &vis];
-        let hpw = (n_head / n_kv).min(ATTENTION_HEADS_PER_GROUP);
-        run(&gpu, Shader::Attention, &bindings, &push, attention_groups(n_tok, n_head, n_head / n_kv, hpw));
+        run(&gpu, Shader::Attention, &bindings, &push, attention_groups(n_tok, n_head, group, hpw));
         let got = download_f32(&gpu, &ob, n_tok * q_len);
         // Reference in f64 over the record's entries, from the positions' own rows.
         let mut want = vec![0.0f64; n_tok * q_len];
@@ -747,7 +747,7 @@ fn attention_over_window_records_and_ring_rows_matches_reference() {
             let entries: Vec<usize> = (0..n_sink).chain(lo..=p).collect();
             assert!(entries.iter().all(|&j| j < sinks || p - j < ring), "entry outside the ring");
             for h in 0..n_head {
-                let kvh = h / group as usize;
+                let kvh = h / group;
                 let qh = &q[(t * n_head + h) * hd..][..hd];
                 let key = |e: usize, j: usize| -> Vec<f64> {
                     let mut k: Vec<f64> =
