@@ -225,14 +225,9 @@ impl PagedStore {
     /// page) into cache, if the page is resident (a spilled one is left to the map's faults,
     /// and its read is not counted against the map's release).
     pub fn prefetch_rows(&self, layer: usize, h: usize, r: Range<usize>) {
-        let sh = self.shape;
-        if r.is_empty() || r.start / sh.tokens != (r.end - 1) / sh.tokens {
-            return;
-        }
-        if let Some(Page::Resident(bytes)) = self.pages[layer].get(r.start / sh.tokens) {
-            let (s0, s1) = (r.start % sh.tokens, (r.end - 1) % sh.tokens + 1);
-            for part in [bytes.get(sh.k_at(h, s0)..sh.k_at(h, s1)), bytes.get(sh.v_at(h, s0)..sh.v_at(h, s1))]
-            {
+        let Some((page, k, v)) = self.row_spans(h, r) else { return };
+        if let Some(Page::Resident(bytes)) = self.pages[layer].get(page) {
+            for part in [bytes.get(k), bytes.get(v)] {
                 fovea_kernels::ops::prefetch(part.unwrap_or_default());
             }
         }
@@ -250,19 +245,24 @@ impl PagedStore {
         h: usize,
         r: Range<usize>,
     ) -> Option<(&[T], &[T])> {
-        let sh = self.shape;
-        if sh.ty != ty
-            || cfg!(target_endian = "big")
-            || r.is_empty()
-            || r.start / sh.tokens != (r.end - 1) / sh.tokens
-        {
+        if self.shape.ty != ty || cfg!(target_endian = "big") {
             return None;
         }
-        let bytes = self.page(layer, r.start / sh.tokens);
-        let (s0, s1) = (r.start % sh.tokens, (r.end - 1) % sh.tokens + 1);
-        let k = bytes.get(sh.k_at(h, s0)..sh.k_at(h, s1))?;
-        let v = bytes.get(sh.v_at(h, s0)..sh.v_at(h, s1))?;
+        let (page, k, v) = self.row_spans(h, r)?;
+        let bytes = self.page(layer, page);
+        let (k, v) = (bytes.get(k)?, bytes.get(v)?);
         Some((bytemuck::try_cast_slice(k).ok()?, bytemuck::try_cast_slice(v).ok()?))
+    }
+
+    /// The page holding positions `r` and the byte ranges of KV head `h`'s keys and values at
+    /// them in it; None if `r` is empty or crosses a page boundary.
+    fn row_spans(&self, h: usize, r: Range<usize>) -> Option<(usize, Range<usize>, Range<usize>)> {
+        let sh = self.shape;
+        if r.is_empty() || r.start / sh.tokens != (r.end - 1) / sh.tokens {
+            return None;
+        }
+        let (s0, s1) = (r.start % sh.tokens, (r.end - 1) % sh.tokens + 1);
+        Some((r.start / sh.tokens, sh.k_at(h, s0)..sh.k_at(h, s1), sh.v_at(h, s0)..sh.v_at(h, s1)))
     }
 
     /// k (hd,) <- the key of KV head `h` at `pos`; zeros if the page is gone.
