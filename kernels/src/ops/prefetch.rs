@@ -6,17 +6,7 @@
 /// Asks the CPU to bring every cache line of `data` into cache (x86-64; elsewhere nothing).
 #[inline]
 pub fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = data.as_ptr().cast::<i8>();
-        for off in (0..core::mem::size_of_val(data)).step_by(64) {
-            // SAFETY: a prefetch never faults, whatever the address; off stays inside data.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
+    prefetch_bytes(data.as_ptr().cast(), core::mem::size_of_val(data));
 }
 
 /// Rows ahead of the one being read that the group attention kernels prefetch. The kept keys
